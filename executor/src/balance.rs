@@ -1,0 +1,177 @@
+//! Load-aware balancing: moving lanes from the busiest worker to the idlest.
+//!
+//! When switched on ([`crate::Builder::balance`]), a thread named `corelane-balancer` wakes
+//! every period and, in steps:
+//!
+//! 1. Reads each worker's busy time and keeps a moving average of its load (the busy
+//!    fraction of the period, averaged half-and-half with the previous value).
+//! 2. Compares the busiest worker with the idlest. Past `threshold`, the runtime counts as
+//!    imbalanced, and stays so until the gap falls under half the threshold (hysteresis).
+//! 3. While imbalanced, moves at most one lane per period from the busiest to the idlest: an
+//!    unpinned lane that has not moved within `min_interval`, whose own recent load is below
+//!    the gap (so the move narrows it rather than flipping it), the one closest to half the
+//!    gap. If the move would leave lane counts more than one apart (registry invariant R1),
+//!    the idlest worker's lightest movable lane goes the other way.
+//!
+//! Every move goes through the registry and the lane protocol's step 6, so a lane moves
+//! with its queued and started jobs, without loss or overlap.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::lane::core::LaneCore;
+use crate::runtime::RuntimeShared;
+
+/// Settings for load-aware balancing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Balance {
+    /// How often loads are compared (default 100 ms).
+    pub period: Duration,
+    /// The gap in busy fraction (0 to 1) between the busiest and the idlest worker past which
+    /// lanes move (default 0.25).
+    pub threshold: f64,
+    /// The least time between two automatic moves of one lane (default 1 s).
+    pub min_interval: Duration,
+}
+
+impl Default for Balance {
+    fn default() -> Balance {
+        Balance {
+            period: Duration::from_millis(100),
+            threshold: 0.25,
+            min_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Balance {
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.period.is_zero() {
+            return Err("the balancing period must be longer than zero".to_owned());
+        }
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(format!("threshold {} is out of range: it must be in (0, 1]", self.threshold));
+        }
+        Ok(())
+    }
+}
+
+/// Starts the balancer thread.
+pub(crate) fn start(runtime: Arc<RuntimeShared>, balance: Balance) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new().name("corelane-balancer".to_owned()).spawn(move || {
+        let mut balancer = Balancer::new(&runtime, balance);
+        while runtime.balancer_wait(balancer.config.period) {
+            balancer.step(&runtime);
+        }
+    })
+}
+
+/// Tells the balancer thread to exit.
+pub(crate) fn stop(runtime: &RuntimeShared) {
+    runtime.balancer_stop();
+}
+
+struct Balancer {
+    config: Balance,
+    /// Moving average of each worker's busy fraction.
+    loads: Vec<f64>,
+    /// Each worker's busy time at the previous step.
+    last_busy: Vec<u64>,
+    /// Each lane's run time at the previous step.
+    last_run: HashMap<u64, u64>,
+    imbalanced: bool,
+    last_ns: u64,
+}
+
+impl Balancer {
+    fn new(runtime: &RuntimeShared, config: Balance) -> Balancer {
+        let now = runtime.config.clock.now_ns();
+        Balancer {
+            config,
+            loads: vec![0.0; runtime.workers.len()],
+            last_busy: runtime.workers.iter().map(|worker| worker.busy_ns(now)).collect(),
+            last_run: HashMap::new(),
+            imbalanced: false,
+            last_ns: now,
+        }
+    }
+
+    fn step(&mut self, runtime: &RuntimeShared) {
+        let now = runtime.config.clock.now_ns();
+        let period = now.saturating_sub(self.last_ns).max(1) as f64;
+        self.last_ns = now;
+
+        // Step 1.
+        for (index, worker) in runtime.workers.iter().enumerate() {
+            let busy = worker.busy_ns(now);
+            let sample = (busy.saturating_sub(self.last_busy[index]) as f64 / period).min(1.0);
+            self.last_busy[index] = busy;
+            self.loads[index] = 0.5 * self.loads[index] + 0.5 * sample;
+        }
+        let lanes: Vec<Vec<(Arc<LaneCore>, f64)>> = (0..runtime.workers.len())
+            .map(|worker| {
+                let lanes = runtime.lanes.lanes_on(worker);
+                lanes.into_iter().map(|lane| (Arc::clone(&lane), self.recent_load(&lane, period))).collect()
+            })
+            .collect();
+        if runtime.workers.len() < 2 {
+            return;
+        }
+
+        // Step 2.
+        let by_load = |a: &usize, b: &usize| self.loads[*a].total_cmp(&self.loads[*b]);
+        let workers = 0..runtime.workers.len();
+        let (Some(hot), Some(cold)) = (workers.clone().max_by(by_load), workers.min_by(by_load))
+        else {
+            return;
+        };
+        let gap = self.loads[hot] - self.loads[cold];
+        if self.imbalanced {
+            self.imbalanced = gap >= self.config.threshold / 2.0;
+        } else {
+            self.imbalanced = gap > self.config.threshold;
+        }
+        if !self.imbalanced || hot == cold {
+            return;
+        }
+
+        // Step 3.
+        let min_interval = self.config.min_interval.as_nanos() as u64;
+        let movable = |lane: &LaneCore| {
+            !lane.pinned.load(std::sync::atomic::Ordering::Relaxed)
+                && lane.last_moved_ns().is_none_or(|moved| now.saturating_sub(moved) >= min_interval)
+        };
+        let candidate = lanes[hot]
+            .iter()
+            .filter(|(lane, load)| movable(lane) && *load > 0.0 && *load < gap)
+            .max_by(|(_, a), (_, b)| a.min(gap - a).total_cmp(&b.min(gap - b)));
+        let Some((lane, load)) = candidate else { return };
+        if runtime.lanes.move_lane(lane, cold, false, now).is_err() {
+            return;
+        }
+        self.loads[hot] -= load;
+        self.loads[cold] += load;
+
+        if lanes[cold].len() + 1 > lanes[hot].len() {
+            let light = lanes[cold]
+                .iter()
+                .filter(|(lane, _)| movable(lane))
+                .min_by(|(_, a), (_, b)| a.total_cmp(b));
+            if let Some((light, light_load)) = light {
+                if runtime.lanes.move_lane(light, hot, false, now).is_ok() {
+                    self.loads[cold] -= light_load;
+                    self.loads[hot] += light_load;
+                }
+            }
+        }
+    }
+
+    /// A lane's busy fraction since the previous step.
+    fn recent_load(&mut self, lane: &LaneCore, period: f64) -> f64 {
+        let run = lane.counters.run_ns.load(std::sync::atomic::Ordering::Relaxed);
+        let last = self.last_run.insert(lane.id, run).unwrap_or(run);
+        run.saturating_sub(last) as f64 / period
+    }
+}

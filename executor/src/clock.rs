@@ -1,0 +1,67 @@
+//! The runtime's clock: the system's monotonic clock, or a manual clock for tests.
+//!
+//! Workers read the clock to charge lanes for the time they ran (weighted fair shares), to end
+//! a lane's slice when its time budget is spent, and to count busy time. Tests that check
+//! shares deterministically install a [`Clock::manual`] clock and advance it from their jobs,
+//! so that every scheduling decision depends only on what the test did.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A source of monotonic time in nanoseconds since the clock was created.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    System(Instant),
+    Manual(Arc<AtomicU64>),
+}
+
+impl Clock {
+    /// The system's monotonic clock (the default).
+    pub fn system() -> Clock {
+        Clock { source: Source::System(Instant::now()) }
+    }
+
+    /// A clock that stands still until [`Clock::advance`] moves it; for deterministic tests.
+    pub fn manual() -> Clock {
+        Clock { source: Source::Manual(Arc::new(AtomicU64::new(0))) }
+    }
+
+    /// Nanoseconds since the clock was created.
+    pub fn now_ns(&self) -> u64 {
+        match &self.source {
+            Source::System(start) => start.elapsed().as_nanos() as u64,
+            // Relaxed: the value carries no other data; callers only compare readings.
+            Source::Manual(now) => now.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Moves a manual clock forward by `by`. Returns false, and does nothing, on the system
+    /// clock, which cannot be moved.
+    pub fn advance(&self, by: Duration) -> bool {
+        match &self.source {
+            Source::System(_) => false,
+            Source::Manual(now) => {
+                // Relaxed: see `now_ns`.
+                now.fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    /// Whether this is a manual clock.
+    pub fn is_manual(&self) -> bool {
+        matches!(self.source, Source::Manual(_))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::system()
+    }
+}

@@ -1,0 +1,258 @@
+//! The shared part of a lane: its queue, its ready slot, its state word and its counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::task::Waker;
+
+use async_task::Runnable;
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::atomic::AtomicCell;
+use parking_lot::Mutex;
+
+use super::state::LaneState;
+use crate::body::End;
+use crate::panic::drop_contained;
+use crate::worker::{self, WorkerShared};
+
+/// What async-task stores beside each job.
+pub(crate) struct JobMeta {
+    /// When the job was submitted, on the runtime's clock.
+    pub(crate) submitted_ns: u64,
+}
+
+pub(crate) type JobRunnable = Runnable<JobMeta>;
+
+/// A lane's shared state. Reached from the lane's handles, from its jobs' wakers, and from
+/// the run queue of the worker that runs it.
+pub(crate) struct LaneCore {
+    pub(crate) id: u64,
+    pub(crate) state: LaneState,
+    /// Jobs accepted and not started, in submission order. One consumer: the worker running
+    /// the lane's turn (invariant S3).
+    pub(crate) queue: SegQueue<JobRunnable>,
+    /// The started job, when it was woken and waits to be polled again.
+    pub(crate) ready: AtomicCell<Option<JobRunnable>>,
+    /// The index of the worker the lane lives on.
+    pub(crate) home: AtomicUsize,
+    /// Every worker of the runtime, to reach the home worker.
+    pub(crate) workers: Arc<[Arc<WorkerShared>]>,
+    /// The lane's share of its worker's time, relative to other lanes' weights.
+    pub(crate) weight: AtomicU32,
+    /// Placed or moved by hand: automatic balancing leaves it where it is.
+    pub(crate) pinned: AtomicBool,
+    pub(crate) sched: Sched,
+    /// The waker of the started job, once it has waited; abort and shutdown wake it.
+    pub(crate) job_waker: Mutex<Option<Waker>>,
+    /// Jobs accepted, ever; `u64::MAX` until the lane closes.
+    pub(crate) accepted_at_close: AtomicU64,
+    pub(crate) counters: LaneCounters,
+    pub(crate) drain: Drain,
+}
+
+/// Scheduling data. Only the worker running the lane's turn, or holding its run queue entry,
+/// touches these (invariants S2 and S3), and the state word's AcqRel transitions order each
+/// worker's accesses after the previous one's; so Relaxed is enough for every field.
+pub(crate) struct Sched {
+    /// Weighted run time, on the scale of `vruntime_worker`'s run queue.
+    pub(crate) vruntime: AtomicU64,
+    /// The worker whose run queue `vruntime` is measured against.
+    pub(crate) vruntime_worker: AtomicUsize,
+    /// A job was taken from the queue and has not ended.
+    pub(crate) in_progress: AtomicBool,
+    /// Jobs taken from the queue (run or dropped), ever.
+    pub(crate) started: AtomicU64,
+}
+
+/// Counters for [`crate::LaneStats`]. Relaxed throughout: they are statistics, and the
+/// shutdown count of live jobs is read only after the jobs' ends are ordered by other means.
+#[derive(Default)]
+pub(crate) struct LaneCounters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) run_ns: AtomicU64,
+    pub(crate) wait_ns: AtomicU64,
+    pub(crate) max_wait_ns: AtomicU64,
+    pub(crate) turns: AtomicU64,
+    pub(crate) yields: AtomicU64,
+    pub(crate) migrations: AtomicU64,
+    /// When the lane last moved, on the runtime's clock; for the balancer.
+    pub(crate) moved_at_ns: AtomicU64,
+}
+
+impl LaneCounters {
+    pub(crate) fn ended(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+            + self.panicked.load(Ordering::Relaxed)
+            + self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// The "drained" signal: set once, when a closed lane has no job left.
+#[derive(Default)]
+pub(crate) struct Drain {
+    done: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Drain {
+    pub(crate) fn is_done(&self) -> bool {
+        // Acquire: pairs with the Release in `finish`.
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Registers `waker` unless the lane is drained already; true if drained.
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
+        let mut waiters = self.waiters.lock();
+        if self.is_done() {
+            return true;
+        }
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+        false
+    }
+
+    /// Sets the signal; true for the first call.
+    pub(crate) fn finish(&self) -> bool {
+        let waiters = {
+            let mut waiters = self.waiters.lock();
+            // Release: pairs with the Acquire in `is_done`.
+            if self.done.swap(true, Ordering::Release) {
+                return false;
+            }
+            std::mem::take(&mut *waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+        true
+    }
+}
+
+impl LaneCore {
+    pub(crate) fn new(
+        id: u64,
+        weight: u32,
+        home: usize,
+        workers: Arc<[Arc<WorkerShared>]>,
+    ) -> LaneCore {
+        LaneCore {
+            id,
+            state: LaneState::new(),
+            queue: SegQueue::new(),
+            ready: AtomicCell::new(None),
+            home: AtomicUsize::new(home),
+            workers,
+            weight: AtomicU32::new(weight),
+            pinned: AtomicBool::new(false),
+            sched: Sched {
+                vruntime: AtomicU64::new(0),
+                vruntime_worker: AtomicUsize::new(usize::MAX),
+                in_progress: AtomicBool::new(false),
+                started: AtomicU64::new(0),
+            },
+            job_waker: Mutex::new(None),
+            accepted_at_close: AtomicU64::new(u64::MAX),
+            counters: LaneCounters::default(),
+            drain: Drain::default(),
+        }
+    }
+
+    pub(crate) fn home(&self) -> usize {
+        // Acquire: pairs with the AcqRel swap in `set_home`.
+        self.home.load(Ordering::Acquire)
+    }
+
+    /// When the lane last moved, on the runtime's clock; `None` if it never did.
+    pub(crate) fn last_moved_ns(&self) -> Option<u64> {
+        (self.counters.migrations.load(Ordering::Relaxed) > 0)
+            .then(|| self.counters.moved_at_ns.load(Ordering::Relaxed))
+    }
+
+    /// Moves the lane's home. The lane's next turn begins there (lane protocol step 6).
+    pub(crate) fn set_home(&self, worker: usize, now_ns: u64) {
+        // AcqRel: publishes the move to the worker that reads `home` in `enqueue`.
+        if self.home.swap(worker, Ordering::AcqRel) != worker {
+            self.counters.migrations.fetch_add(1, Ordering::Relaxed);
+            self.counters.moved_at_ns.store(now_ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts the lane in its home worker's run queue if it was idle (lane protocol step 2).
+    pub(crate) fn activate(self: &Arc<Self>) {
+        if self.state.activate() {
+            worker::enqueue_lane(Arc::clone(self));
+        }
+    }
+
+    /// The schedule function of the lane's jobs: only the started job is ever woken, since a
+    /// queued job's runnable sits in the queue (lane protocol step 4).
+    pub(crate) fn job_woken(self: &Arc<Self>, runnable: JobRunnable) {
+        if let Some(stale) = self.ready.swap(Some(runnable)) {
+            // Two started jobs would break the lane's one-at-a-time rule; never expected.
+            debug_assert!(false, "lane {} had two ready jobs", self.id);
+            drop_contained(stale);
+        }
+        self.activate();
+    }
+
+    /// Closes the lane: later submissions are refused, queued jobs still run.
+    pub(crate) fn close(self: &Arc<Self>) {
+        if let Some(accepted) = self.state.close() {
+            // Release: pairs with the Acquire in `is_drained_now`.
+            self.accepted_at_close.store(accepted, Ordering::Release);
+        }
+        // Let the worker notice the close (and the drain, if the lane is empty).
+        self.activate();
+    }
+
+    /// Closes the lane and cancels its queued jobs and, at its next poll, its started one.
+    pub(crate) fn abort(self: &Arc<Self>) {
+        if let Some(accepted) = self.state.abort() {
+            // Release: as in `close`.
+            self.accepted_at_close.store(accepted, Ordering::Release);
+        }
+        // A started job that waits is woken, so that it sees the abort at its next poll.
+        let waker = self.job_waker.lock().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        self.activate();
+    }
+
+    /// Whether the lane is closed and every job it accepted has been taken and ended.
+    pub(crate) fn is_drained_now(&self) -> bool {
+        // Acquire: pairs with the Release in `close` and `abort`.
+        let accepted = self.accepted_at_close.load(Ordering::Acquire);
+        accepted != u64::MAX
+            && !self.sched.in_progress.load(Ordering::Relaxed)
+            && self.sched.started.load(Ordering::Relaxed) == accepted
+    }
+
+    /// Drops every job the lane holds, each ending as cancelled. Used only once the lane's
+    /// worker has stopped, by whoever holds the lane's run queue entry.
+    pub(crate) fn cancel_contents(&self) {
+        if let Some(runnable) = self.ready.take() {
+            drop(runnable);
+        }
+        while let Some(runnable) = self.queue.pop() {
+            self.sched.started.fetch_add(1, Ordering::Relaxed);
+            drop(runnable);
+        }
+    }
+
+    /// Records that a job ended; called by the job's hooks, wherever the job ended. The worker
+    /// learns that its started job ended by seeing [`LaneCounters::ended`] move.
+    pub(crate) fn job_ended(&self, end: End, waited: bool) {
+        let counter = match end {
+            End::Completed => &self.counters.completed,
+            End::Panicked => &self.counters.panicked,
+            End::Cancelled => &self.counters.cancelled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if waited {
+            *self.job_waker.lock() = None;
+        }
+    }
+}
