@@ -313,9 +313,12 @@ impl RuntimeShared {
 
     /// A lane reached the end of lane protocol step 8.
     pub(crate) fn lane_drained(&self, lane: &Arc<LaneCore>) {
-        if lane.drain.finish() {
-            self.lanes.remove(lane, self.config.clock.now_ns());
+        if lane.drain.is_done() {
+            return;
         }
+        // Leave the worker first, so that whoever sees the signal sees the lane gone (R1).
+        self.lanes.remove(lane, self.config.clock.now_ns());
+        lane.drain.finish();
     }
 
     /// Tasks and jobs accepted and not yet ended.

@@ -60,6 +60,8 @@ pub(crate) enum Completion<T, M = ()> {
     /// `abort` was called: this resolves once the task's future has been dropped (or to the
     /// output, if the task had already finished).
     Aborting(Pin<Box<dyn Future<Output = Option<Stored<T>>> + Send>>),
+    /// Cancelled and already resolved, to this output (if the task had finished first).
+    Aborted(Option<Stored<T>>),
     /// Resolved already, or never started: polling gives "cancelled".
     Ended,
 }
@@ -96,6 +98,7 @@ impl<T: Send + 'static, M: Send + Sync + 'static> Completion<T, M> {
                 Poll::Ready(stored) => stored,
                 Poll::Pending => return Poll::Pending,
             },
+            Completion::Aborted(stored) => stored.take(),
             Completion::Attached(Attached(None)) | Completion::Ended => None,
         };
         *self = Completion::Ended;
@@ -105,7 +108,14 @@ impl<T: Send + 'static, M: Send + Sync + 'static> Completion<T, M> {
     pub(crate) fn abort(&mut self) {
         if let Completion::Attached(mut attached) = std::mem::replace(self, Completion::Ended) {
             if let Some(task) = attached.0.take() {
-                *self = Completion::Aborting(Box::pin(task.cancel()));
+                // `cancel` acts at its first poll: poll it now, so the abort takes effect
+                // before this returns, whenever (or whether) the handle is awaited.
+                let mut cancel = Box::pin(task.cancel());
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                *self = match cancel.as_mut().poll(&mut cx) {
+                    Poll::Ready(stored) => Completion::Aborted(stored),
+                    Poll::Pending => Completion::Aborting(cancel),
+                };
             }
         }
     }
@@ -146,6 +156,9 @@ impl<T: Send + 'static> JoinHandle<T> {
     }
 }
 
+// The handle never pins its output in place; it only moves it out.
+impl<T> Unpin for JoinHandle<T> {}
+
 impl<T: Send + 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
@@ -162,7 +175,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.completion {
             Completion::Attached(_) => "attached",
-            Completion::Aborting(_) => "aborting",
+            Completion::Aborting(_) | Completion::Aborted(_) => "aborting",
             Completion::Ended => "ended",
         };
         f.debug_struct("JoinHandle").field("state", &state).finish()

@@ -330,7 +330,8 @@ impl Local {
     /// Step 1: runs up to [`TASK_BATCH`] tasks; returns how many ran.
     fn run_task_batch(&self) -> usize {
         let mut ran = 0;
-        while ran < TASK_BATCH {
+        // A stop request ends the batch: what is left is cancelled, not run.
+        while ran < TASK_BATCH && !self.shared.is_stopped() {
             let Some(runnable) = self.next_task() else { break };
             runnable.run();
             ran += 1;

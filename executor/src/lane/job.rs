@@ -130,6 +130,9 @@ impl<T: Send + 'static> JobHandle<T> {
     }
 }
 
+// The handle never pins its output in place; it only moves it out.
+impl<T> Unpin for JobHandle<T> {}
+
 impl<T: Send + 'static> Future for JobHandle<T> {
     type Output = Result<T, JobError>;
 

@@ -131,6 +131,10 @@ impl Local {
         let mut now = start;
         let mut now_is_fresh = true;
         let end = loop {
+            // A stop request ends the turn: the jobs left are cancelled, not run.
+            if self.shared.is_stopped() {
+                break TurnEnd::Budget;
+            }
             let runnable = match lane.ready.take() {
                 Some(runnable) => runnable,
                 // Relaxed: only the turn's holder touches the scheduling data (S3).

@@ -1,0 +1,611 @@
+//! Tasks on the executor: spawning, joining, waking, yielding, panics, aborts, shutdown.
+
+mod common;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common::{Gate, PATIENCE, Parked, quietly, thread_blocker, wait_until};
+use corelane_executor::{
+    BlockOnError, BuildError, Handle, JoinError, Placement, Runtime, SpawnError, block_on,
+    placement::allowed_cpus, yield_now,
+};
+use parking_lot::Mutex;
+
+fn runtime(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().expect("runtime builds")
+}
+
+#[test]
+fn spawn_and_join_across_workers() {
+    let runtime = runtime(2);
+    for worker in 0..2 {
+        let handle = runtime
+            .spawn_on(worker, async move { (Handle::current_worker(), worker * 10) })
+            .unwrap();
+        let (ran_on, value) = runtime.block_on(handle).unwrap().unwrap();
+        assert_eq!(ran_on, Some(worker));
+        assert_eq!(value, worker * 10);
+    }
+
+    // A task on worker 0 joins a task on worker 1.
+    let inner = runtime.handle().clone();
+    let outer = runtime
+        .spawn_on(0, async move {
+            let task = inner.spawn_on(1, async { Handle::current_worker() }).unwrap();
+            task.await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(runtime.block_on(outer).unwrap().unwrap(), Some(1));
+}
+
+#[test]
+fn spawn_on_a_missing_worker_is_a_typed_error() {
+    let runtime = runtime(2);
+    let error = runtime.spawn_on(7, async {}).unwrap_err();
+    assert_eq!(error, SpawnError::NoSuchWorker { worker: 7, workers: 2 });
+    assert!(error.to_string().contains("no worker 7"));
+}
+
+#[test]
+fn hundred_thousand_tasks_all_complete() {
+    let runtime = runtime(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..100_000)
+        .map(|i| {
+            let done = Arc::clone(&done);
+            runtime.spawn(async move {
+                done.fetch_add(1, Ordering::Relaxed);
+                i
+            })
+        })
+        .collect();
+    let mut sum = 0u64;
+    for handle in handles {
+        sum += runtime.block_on(handle).unwrap().unwrap() as u64;
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 100_000);
+    assert_eq!(sum, (0..100_000u64).sum());
+    let stats = runtime.stats();
+    let spawned: u64 = stats.workers.iter().map(|worker| worker.tasks_spawned).sum();
+    assert_eq!(spawned, 100_000);
+    // Least-loaded placement used both workers.
+    assert!(stats.workers.iter().all(|worker| worker.tasks_spawned > 0), "{stats:?}");
+}
+
+/// Counts the polls of a task that stores its waker, waits once, and then finishes.
+struct WaitOnce {
+    polls: Arc<AtomicUsize>,
+    slot: Arc<Mutex<Option<Waker>>>,
+    /// Called during the first poll, before it returns Pending.
+    during_first_poll: Option<Box<dyn FnOnce(&Waker) + Send>>,
+}
+
+impl Future for WaitOnce {
+    type Output = usize;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let polls = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+        if polls > 1 {
+            return Poll::Ready(polls);
+        }
+        *self.slot.lock() = Some(cx.waker().clone());
+        if let Some(hook) = self.during_first_poll.take() {
+            hook(cx.waker());
+        }
+        Poll::Pending
+    }
+}
+
+#[test]
+fn foreign_wake_of_an_idle_task_polls_it_once_more() {
+    let runtime = runtime(1);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let slot = Arc::new(Mutex::new(None));
+    let task = runtime.spawn(WaitOnce {
+        polls: Arc::clone(&polls),
+        slot: Arc::clone(&slot),
+        during_first_poll: None,
+    });
+    wait_until("the first poll", || slot.lock().is_some());
+    let waker = slot.lock().take().unwrap();
+    std::thread::spawn(move || waker.wake()).join().unwrap();
+    assert_eq!(runtime.block_on(task).unwrap().unwrap(), 2);
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn foreign_wake_while_running_polls_once_more() {
+    let runtime = runtime(1);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let slot = Arc::new(Mutex::new(None));
+    // During its first poll, the task has another thread wake it, twice, and waits for that.
+    let task = runtime.spawn(WaitOnce {
+        polls: Arc::clone(&polls),
+        slot: Arc::clone(&slot),
+        during_first_poll: Some(Box::new(|waker: &Waker| {
+            let waker = waker.clone();
+            std::thread::spawn(move || {
+                waker.wake_by_ref();
+                waker.wake();
+            })
+            .join()
+            .unwrap();
+        })),
+    });
+    assert_eq!(runtime.block_on(task).unwrap().unwrap(), 2);
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn foreign_wake_while_queued_polls_once_more() {
+    let runtime = runtime(1);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let slot = Arc::new(Mutex::new(None));
+    let task = runtime.spawn(WaitOnce {
+        polls: Arc::clone(&polls),
+        slot: Arc::clone(&slot),
+        during_first_poll: None,
+    });
+    wait_until("the first poll", || slot.lock().is_some());
+
+    // Hold the worker, then wake the task twice while it sits in the queue behind the blocker.
+    let (blocker, release, blocking) = thread_blocker();
+    let blocker = runtime.spawn(blocker);
+    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    let waker = slot.lock().take().unwrap();
+    std::thread::spawn(move || {
+        waker.wake_by_ref();
+        waker.wake();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(polls.load(Ordering::SeqCst), 1, "polled while the worker was blocked");
+    release();
+
+    runtime.block_on(blocker).unwrap().unwrap();
+    assert_eq!(runtime.block_on(task).unwrap().unwrap(), 2);
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn yield_now_lets_every_ready_task_run_first() {
+    let runtime = runtime(1);
+    let log = Arc::new(Mutex::new(Vec::new()));
+
+    let (blocker, release, blocking) = thread_blocker();
+    let blocker = runtime.spawn(blocker);
+    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+
+    // Queued behind the blocker, from this (foreign) thread: the yielder, then five others.
+    let yielder = {
+        let log = Arc::clone(&log);
+        let handle = runtime.handle().clone();
+        runtime.spawn(async move {
+            log.lock().push("yielder starts".to_string());
+            // A task spawned locally right before the yield also runs first.
+            let local = {
+                let log = Arc::clone(&log);
+                handle.spawn_on(0, async move { log.lock().push("local".to_string()) }).unwrap()
+            };
+            yield_now().await;
+            log.lock().push("yielder resumes".to_string());
+            local.await.unwrap();
+        })
+    };
+    let others: Vec<_> = (0..5)
+        .map(|i| {
+            let log = Arc::clone(&log);
+            runtime.spawn(async move { log.lock().push(format!("other {i}")) })
+        })
+        .collect();
+    release();
+    runtime.block_on(blocker).unwrap().unwrap();
+    runtime.block_on(yielder).unwrap().unwrap();
+    for other in others {
+        runtime.block_on(other).unwrap().unwrap();
+    }
+
+    let log = log.lock().clone();
+    let resumed = log.iter().position(|entry| entry == "yielder resumes").unwrap();
+    for i in 0..5 {
+        let other = log.iter().position(|entry| *entry == format!("other {i}")).unwrap();
+        assert!(other < resumed, "{log:?}");
+    }
+    let local = log.iter().position(|entry| entry == "local").unwrap();
+    assert!(local < resumed, "{log:?}");
+}
+
+#[test]
+fn a_flood_of_local_tasks_does_not_starve_the_injector() {
+    let runtime = runtime(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicUsize::new(0));
+
+    // A task that keeps the local queue full: it yields forever until told to stop.
+    let flooder = {
+        let stop = Arc::clone(&stop);
+        let rounds = Arc::clone(&rounds);
+        runtime.spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                rounds.fetch_add(1, Ordering::SeqCst);
+                yield_now().await;
+            }
+        })
+    };
+    wait_until("the flood to start", || rounds.load(Ordering::SeqCst) > 100);
+
+    // A task sent from this thread still runs, and it is the one that stops the flood.
+    let stopper = {
+        let stop = Arc::clone(&stop);
+        runtime.spawn(async move { stop.store(true, Ordering::SeqCst) })
+    };
+    runtime.block_on(stopper).unwrap().unwrap();
+    runtime.block_on(flooder).unwrap().unwrap();
+}
+
+#[test]
+fn a_flood_from_other_threads_does_not_starve_local_tasks() {
+    let runtime = runtime(1);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Another thread keeps the injector full.
+    let flood = {
+        let handle = runtime.handle().clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let tasks: Vec<_> = (0..64).map(|_| handle.spawn(async {})).collect();
+                drop(tasks);
+            }
+        })
+    };
+
+    // A chain of tasks, each spawned locally by the previous one, still runs to its end.
+    let handle = runtime.handle().clone();
+    let chain = runtime.spawn(async move {
+        let mut links = 0;
+        for _ in 0..1000 {
+            let link = handle.spawn_on(0, async { 1 }).unwrap();
+            links += link.await.unwrap();
+        }
+        links
+    });
+    assert_eq!(runtime.block_on(chain).unwrap().unwrap(), 1000);
+    stop.store(true, Ordering::SeqCst);
+    flood.join().unwrap();
+}
+
+#[test]
+fn a_panicking_task_on_every_worker_leaves_the_workers_running() {
+    let runtime = runtime(2);
+    let threads_before: Vec<_> = (0..2)
+        .map(|w| runtime.block_on(runtime.spawn_on(w, async { std::thread::current().id() }).unwrap()))
+        .map(|id| id.unwrap().unwrap())
+        .collect();
+
+    quietly(|| {
+        for worker in 0..2 {
+            let task = runtime
+                .spawn_on(worker, async move {
+                    if worker < 100 {
+                        panic!("task panicked on purpose on worker {worker}");
+                    }
+                })
+                .unwrap();
+            let error = runtime.block_on(task).unwrap().unwrap_err();
+            assert!(error.is_panic());
+            let panic = error.into_panic().unwrap();
+            assert_eq!(panic.message(), Some(format!("task panicked on purpose on worker {worker}").as_str()));
+        }
+    });
+
+    for (worker, before) in threads_before.iter().enumerate() {
+        let task = runtime.spawn_on(worker, async { std::thread::current().id() }).unwrap();
+        let after = runtime.block_on(task).unwrap().unwrap();
+        assert_eq!(&after, before, "worker {worker}'s thread was replaced");
+    }
+}
+
+/// A value whose drop panics.
+struct PanicOnDrop(Arc<AtomicUsize>);
+
+/// A future that is ready at once and whose own drop panics (outside any poll).
+struct ReadyThenPanicOnDrop(#[allow(dead_code)] PanicOnDrop);
+
+impl Future for ReadyThenPanicOnDrop {
+    type Output = u32;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+        Poll::Ready(7)
+    }
+}
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("dropped on purpose");
+    }
+}
+
+#[test]
+fn panics_while_dropping_futures_and_outputs_are_contained() {
+    let runtime = runtime(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    quietly(|| {
+        // The future's drop panics after it finished: the value still arrives.
+        let task = runtime.spawn(ReadyThenPanicOnDrop(PanicOnDrop(Arc::clone(&drops))));
+        assert_eq!(runtime.block_on(task).unwrap().unwrap(), 7);
+
+        // A panic while an async block drops its locals happens inside a poll: a panic.
+        let guard = PanicOnDrop(Arc::clone(&drops));
+        let task = runtime.spawn(async move {
+            let _guard = guard;
+            7
+        });
+        assert!(runtime.block_on(task).unwrap().unwrap_err().is_panic());
+
+        // The output's drop panics after a detached task finished: on the worker.
+        let output = PanicOnDrop(Arc::clone(&drops));
+        drop(runtime.spawn(async move { output }));
+
+        // The output's drop panics when this thread drops a finished task's handle.
+        let output = PanicOnDrop(Arc::clone(&drops));
+        let task = runtime.spawn(async move { output });
+        wait_until("the task to finish", || task.is_finished());
+        drop(task);
+
+        // The future's drop panics when an abort drops it on the worker.
+        let guard = PanicOnDrop(Arc::clone(&drops));
+        let mut task = runtime.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        task.abort();
+        assert!(runtime.block_on(task).unwrap().unwrap_err().is_cancelled());
+    });
+    wait_until("all five drops", || drops.load(Ordering::SeqCst) == 5);
+
+    // The worker is still there.
+    assert_eq!(runtime.block_on(runtime.spawn(async { 1 })).unwrap().unwrap(), 1);
+}
+
+#[test]
+fn abort_cancels_a_waiting_task_and_a_queued_one() {
+    let runtime = runtime(1);
+
+    // A task that waits forever.
+    let (parked, slot, polls, drops) = Parked::new();
+    let mut task = runtime.spawn(parked);
+    wait_until("the first poll", || slot.lock().is_some());
+    task.abort();
+    assert!(matches!(runtime.block_on(task).unwrap(), Err(JoinError::Cancelled)));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(polls.load(Ordering::SeqCst), 1);
+
+    // A task aborted before it ever ran is never polled.
+    let (blocker, release, blocking) = thread_blocker();
+    let blocker = runtime.spawn(blocker);
+    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    let (parked, _slot, polls, drops) = Parked::new();
+    let mut queued = runtime.spawn(parked);
+    queued.abort();
+    release();
+    runtime.block_on(blocker).unwrap().unwrap();
+    assert!(runtime.block_on(queued).unwrap().unwrap_err().is_cancelled());
+    assert_eq!(polls.load(Ordering::SeqCst), 0);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+
+    // Aborting a finished task keeps its output.
+    let mut done = runtime.spawn(async { 5 });
+    wait_until("the task to finish", || done.is_finished());
+    done.abort();
+    assert_eq!(runtime.block_on(done).unwrap().unwrap(), 5);
+}
+
+#[test]
+fn block_on_from_a_worker_is_an_error_not_a_deadlock() {
+    let runtime = runtime(1);
+    let task = runtime.spawn(async { block_on(async { 1 }) });
+    let result = runtime.block_on(task).unwrap().unwrap();
+    assert_eq!(result, Err(BlockOnError::OnWorker { worker: 0 }));
+    assert!(result.unwrap_err().to_string().contains("worker 0"));
+}
+
+#[test]
+fn shutdown_cancels_waiting_tasks_and_late_wakers_do_no_harm() {
+    let runtime = runtime(2);
+    let mut slots = Vec::new();
+    let mut drops = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let (parked, slot, _polls, dropped) = Parked::new();
+        handles.push(runtime.spawn(parked));
+        slots.push(slot);
+        drops.push(dropped);
+    }
+    // Tasks that never ran, queued behind a blocked worker, are cancelled too.
+    let (blocker, release, blocking) = thread_blocker();
+    let _blocker = runtime.spawn_on(0, blocker).unwrap();
+    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    let never_ran: Vec<_> = (0..10).map(|_| runtime.spawn_on(0, async { 1 }).unwrap()).collect();
+    wait_until("the waiting tasks' first polls", || slots.iter().all(|slot| slot.lock().is_some()));
+
+    // Other threads hold the wakers, and keep waking them through and after the shutdown.
+    let wakers: Vec<Waker> = slots.iter().map(|slot| slot.lock().clone().unwrap()).collect();
+    let stop_waking = Arc::new(AtomicBool::new(false));
+    let waking = {
+        let stop = Arc::clone(&stop_waking);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                wakers.iter().for_each(Waker::wake_by_ref);
+                std::thread::yield_now();
+            }
+            wakers
+        })
+    };
+
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        release();
+    });
+    let report = runtime.shutdown(Duration::from_millis(10));
+    releaser.join().unwrap();
+    assert!(!report.finished_in_time);
+    assert!(report.stuck_workers.is_empty(), "{report:?}");
+
+    for handle in handles {
+        assert!(block_on(handle).unwrap().unwrap_err().is_cancelled());
+    }
+    for handle in never_ran {
+        assert!(block_on(handle).unwrap().unwrap_err().is_cancelled());
+    }
+    for dropped in &drops {
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+    stop_waking.store(true, Ordering::SeqCst);
+    let wakers = waking.join().unwrap();
+    // Waking after the runtime is gone does nothing harmful.
+    wakers.into_iter().for_each(Waker::wake);
+}
+
+#[test]
+fn shutdown_lets_running_work_finish_within_the_timeout() {
+    let runtime = runtime(2);
+    let gate = Gate::default();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let wait = gate.wait();
+            let finished = Arc::clone(&finished);
+            runtime.spawn(async move {
+                wait.await;
+                finished.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    let opener = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            gate.open();
+        })
+    };
+    let report = runtime.shutdown(PATIENCE);
+    opener.join().unwrap();
+    assert!(report.finished_in_time, "{report:?}");
+    assert_eq!(finished.load(Ordering::SeqCst), 20);
+    for handle in handles {
+        block_on(handle).unwrap().unwrap();
+    }
+}
+
+#[test]
+fn spawning_after_shutdown_began_gives_cancelled_handles() {
+    let runtime = runtime(1);
+    let handle = runtime.handle().clone();
+    drop(runtime);
+    assert!(handle.is_shutting_down());
+    assert!(block_on(handle.spawn(async { 1 })).unwrap().unwrap_err().is_cancelled());
+    assert!(block_on(handle.spawn_on(0, async { 1 }).unwrap()).unwrap().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn dropping_the_runtime_with_work_in_flight_does_not_hang() {
+    let runtime = Runtime::builder()
+        .workers(2)
+        .shutdown_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..4).map(|_| runtime.spawn(std::future::pending::<()>())).collect();
+    drop(runtime);
+    for handle in handles {
+        assert!(block_on(handle).unwrap().unwrap_err().is_cancelled());
+    }
+}
+
+#[test]
+fn shutdown_from_a_task_of_the_runtime_does_not_deadlock() {
+    let runtime = runtime(2);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let holder = Arc::new(Mutex::new(Some(runtime)));
+    let inside = Arc::clone(&holder);
+    let handle = holder.lock().as_ref().unwrap().handle().clone();
+    drop(handle.spawn(async move {
+        let runtime = inside.lock().take().unwrap();
+        let report = runtime.shutdown(Duration::from_secs(1));
+        let _ = sender.send(report);
+    }));
+    let report = receiver.recv_timeout(PATIENCE).expect("shutdown returned");
+    assert!(report.from_own_worker);
+}
+
+#[test]
+fn default_placement_runs_one_worker_per_allowed_cpu() {
+    let runtime = Runtime::new().unwrap();
+    let allowed = allowed_cpus();
+    assert_eq!(runtime.workers(), allowed.len().max(1));
+    let cpus: HashSet<_> = runtime.stats().workers.iter().filter_map(|worker| worker.cpu).collect();
+    assert_eq!(cpus.len(), allowed.len(), "each worker has its own CPU");
+}
+
+#[test]
+fn more_workers_than_cpus_share_them_in_turn() {
+    let runtime = Runtime::builder().workers(5).build().unwrap();
+    let allowed = allowed_cpus();
+    let stats = runtime.stats();
+    assert_eq!(stats.workers.len(), 5);
+    for worker in &stats.workers {
+        assert_eq!(worker.cpu, Some(allowed[worker.index % allowed.len()]));
+    }
+}
+
+#[test]
+fn a_cpu_that_cannot_be_pinned_leaves_its_worker_unpinned_and_working() {
+    // CPU 1000 is a valid number but not one this machine lets us run on.
+    let runtime = Runtime::builder().cpus([1000]).build().unwrap();
+    let task = runtime.spawn(async { 21 * 2 });
+    assert_eq!(runtime.block_on(task).unwrap().unwrap(), 42);
+    let stats = runtime.stats();
+    assert_eq!(stats.workers[0].cpu, Some(1000));
+    assert!(!stats.workers[0].pinned);
+}
+
+#[test]
+fn pinning_can_be_switched_off() {
+    let runtime = Runtime::builder().workers(2).pin(false).build().unwrap();
+    assert!(runtime.stats().workers.iter().all(|worker| worker.cpu.is_none() && !worker.pinned));
+    assert_eq!(runtime.block_on(runtime.spawn(async { 1 })).unwrap().unwrap(), 1);
+}
+
+#[test]
+fn bad_placements_fail_to_build_with_typed_errors() {
+    assert!(matches!(Runtime::builder().workers(0).build(), Err(BuildError::Placement(_))));
+    assert!(matches!(Runtime::builder().cpus([0, 0]).build(), Err(BuildError::Placement(_))));
+    let error = Runtime::builder().cpus([5000]).build().unwrap_err();
+    assert!(error.to_string().contains("cpu 5000"), "{error}");
+    assert!(matches!(
+        Runtime::builder().placement(Placement::Cpus(vec![])).build(),
+        Err(BuildError::Placement(_))
+    ));
+    assert!(matches!(Runtime::builder().slice_jobs(0).build(), Err(BuildError::ZeroSliceJobs)));
+}
+
+#[test]
+fn stats_count_spawns_polls_and_parks() {
+    let runtime = runtime(1);
+    for _ in 0..10 {
+        runtime.block_on(runtime.spawn(async { yield_now().await })).unwrap().unwrap();
+    }
+    assert_eq!(runtime.stats().workers[0].tasks_spawned, 10);
+    // Workers publish their counters after each batch: wait for the last one.
+    wait_until("finished count", || runtime.stats().workers[0].tasks_finished == 10);
+    wait_until("poll count", || runtime.stats().workers[0].polls >= 20);
+    wait_until("a park", || runtime.stats().workers[0].parks > 0);
+    assert!(runtime.stats().workers[0].busy > Duration::ZERO);
+}
