@@ -18,3 +18,8 @@ pub use corelane_host as host;
 pub use corelane_modules as modules;
 
 pub use corelane_executor::{Builder, Handle, JoinError, JoinHandle, Runtime};
+
+/// The README's examples, compiled and run as doc tests so that the quick start stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

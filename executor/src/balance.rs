@@ -52,20 +52,28 @@ impl Balance {
             return Err("the balancing period must be longer than zero".to_owned());
         }
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            return Err(format!("threshold {} is out of range: it must be in (0, 1]", self.threshold));
+            return Err(format!(
+                "threshold {} is out of range: it must be in (0, 1]",
+                self.threshold
+            ));
         }
         Ok(())
     }
 }
 
 /// Starts the balancer thread.
-pub(crate) fn start(runtime: Arc<RuntimeShared>, balance: Balance) -> std::io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new().name("corelane-balancer".to_owned()).spawn(move || {
-        let mut balancer = Balancer::new(&runtime, balance);
-        while runtime.balancer_wait(balancer.config.period) {
-            balancer.step(&runtime);
-        }
-    })
+pub(crate) fn start(
+    runtime: Arc<RuntimeShared>,
+    balance: Balance,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name("corelane-balancer".to_owned())
+        .spawn(move || {
+            let mut balancer = Balancer::new(&runtime, balance);
+            while runtime.balancer_wait(balancer.config.period) {
+                balancer.step(&runtime);
+            }
+        })
 }
 
 /// Tells the balancer thread to exit.
@@ -91,7 +99,11 @@ impl Balancer {
         Balancer {
             config,
             loads: vec![0.0; runtime.workers.len()],
-            last_busy: runtime.workers.iter().map(|worker| worker.busy_ns(now)).collect(),
+            last_busy: runtime
+                .workers
+                .iter()
+                .map(|worker| worker.busy_ns(now))
+                .collect(),
             last_run: HashMap::new(),
             imbalanced: false,
             last_ns: now,
@@ -113,7 +125,10 @@ impl Balancer {
         let lanes: Vec<Vec<(Arc<LaneCore>, f64)>> = (0..runtime.workers.len())
             .map(|worker| {
                 let lanes = runtime.lanes.lanes_on(worker);
-                lanes.into_iter().map(|lane| (Arc::clone(&lane), self.recent_load(&lane, period))).collect()
+                lanes
+                    .into_iter()
+                    .map(|lane| (Arc::clone(&lane), self.recent_load(&lane, period)))
+                    .collect()
             })
             .collect();
         if runtime.workers.len() < 2 {
@@ -141,13 +156,17 @@ impl Balancer {
         let min_interval = self.config.min_interval.as_nanos() as u64;
         let movable = |lane: &LaneCore| {
             !lane.pinned.load(std::sync::atomic::Ordering::Relaxed)
-                && lane.last_moved_ns().is_none_or(|moved| now.saturating_sub(moved) >= min_interval)
+                && lane
+                    .last_moved_ns()
+                    .is_none_or(|moved| now.saturating_sub(moved) >= min_interval)
         };
         let candidate = lanes[hot]
             .iter()
             .filter(|(lane, load)| movable(lane) && *load > 0.0 && *load < gap)
             .max_by(|(_, a), (_, b)| a.min(gap - a).total_cmp(&b.min(gap - b)));
-        let Some((lane, load)) = candidate else { return };
+        let Some((lane, load)) = candidate else {
+            return;
+        };
         if runtime.lanes.move_lane(lane, cold, false, now).is_err() {
             return;
         }
@@ -159,18 +178,21 @@ impl Balancer {
                 .iter()
                 .filter(|(lane, _)| movable(lane))
                 .min_by(|(_, a), (_, b)| a.total_cmp(b));
-            if let Some((light, light_load)) = light {
-                if runtime.lanes.move_lane(light, hot, false, now).is_ok() {
-                    self.loads[cold] -= light_load;
-                    self.loads[hot] += light_load;
-                }
+            if let Some((light, light_load)) = light
+                && runtime.lanes.move_lane(light, hot, false, now).is_ok()
+            {
+                self.loads[cold] -= light_load;
+                self.loads[hot] += light_load;
             }
         }
     }
 
     /// A lane's busy fraction since the previous step.
     fn recent_load(&mut self, lane: &LaneCore, period: f64) -> f64 {
-        let run = lane.counters.run_ns.load(std::sync::atomic::Ordering::Relaxed);
+        let run = lane
+            .counters
+            .run_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
         let last = self.last_run.insert(lane.id, run).unwrap_or(run);
         run.saturating_sub(last) as f64 / period
     }

@@ -9,7 +9,9 @@ use crate::worker;
 pub enum BlockOnError {
     /// Called on a worker thread. Blocking a worker stops everything queued on it, possibly
     /// the very task being waited for; `.await` the future instead.
-    #[error("block_on was called on worker {worker}, which would stall it; await the future instead")]
+    #[error(
+        "block_on was called on worker {worker}, which would stall it; await the future instead"
+    )]
     OnWorker {
         /// The worker's index in its runtime.
         worker: usize,

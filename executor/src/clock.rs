@@ -24,12 +24,16 @@ enum Source {
 impl Clock {
     /// The system's monotonic clock (the default).
     pub fn system() -> Clock {
-        Clock { source: Source::System(Instant::now()) }
+        Clock {
+            source: Source::System(Instant::now()),
+        }
     }
 
     /// A clock that stands still until [`Clock::advance`] moves it; for deterministic tests.
     pub fn manual() -> Clock {
-        Clock { source: Source::Manual(Arc::new(AtomicU64::new(0))) }
+        Clock {
+            source: Source::Manual(Arc::new(AtomicU64::new(0))),
+        }
     }
 
     /// Nanoseconds since the clock was created.

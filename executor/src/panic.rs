@@ -35,7 +35,9 @@ impl Panic {
 
 impl fmt::Debug for Panic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Panic").field(&self.message().unwrap_or("<non-string payload>")).finish()
+        f.debug_tuple("Panic")
+            .field(&self.message().unwrap_or("<non-string payload>"))
+            .finish()
     }
 }
 

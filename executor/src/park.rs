@@ -40,7 +40,10 @@ pub(crate) struct Sleeper {
 
 impl Sleeper {
     pub(crate) fn new() -> Sleeper {
-        Sleeper { state: AtomicU8::new(AWAKE), thread: OnceLock::new() }
+        Sleeper {
+            state: AtomicU8::new(AWAKE),
+            thread: OnceLock::new(),
+        }
     }
 
     /// Records the calling thread as the one to unpark. Called once, by the worker itself,

@@ -124,8 +124,14 @@ mod tests {
 
     #[test]
     fn bad_placements_are_typed_errors() {
-        assert_eq!(plan(&Placement::Count(0), true), Err(PlacementError::NoWorkers));
-        assert_eq!(plan(&Placement::Cpus(vec![]), true), Err(PlacementError::NoWorkers));
+        assert_eq!(
+            plan(&Placement::Count(0), true),
+            Err(PlacementError::NoWorkers)
+        );
+        assert_eq!(
+            plan(&Placement::Cpus(vec![]), true),
+            Err(PlacementError::NoWorkers)
+        );
         assert_eq!(
             plan(&Placement::Cpus(vec![0, 0]), true),
             Err(PlacementError::DuplicateCpu { cpu: 0 })

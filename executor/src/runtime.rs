@@ -226,7 +226,9 @@ impl Builder {
         });
 
         let mut runtime = Runtime {
-            handle: Handle { shared: Arc::clone(&shared) },
+            handle: Handle {
+                shared: Arc::clone(&shared),
+            },
             threads: Vec::with_capacity(cpus.len()),
             balancer: None,
             shut_down: false,
@@ -240,13 +242,20 @@ impl Builder {
                 Ok(thread) => runtime.threads.push(Some(thread)),
                 Err(source) => {
                     // Dropping the runtime stops the workers already started.
-                    return Err(BuildError::Spawn { worker: index, source });
+                    return Err(BuildError::Spawn {
+                        worker: index,
+                        source,
+                    });
                 }
             }
         }
         if let Some(balance) = self.balance {
-            let balancer = balance::start(Arc::clone(&shared), balance)
-                .map_err(|source| BuildError::Spawn { worker: cpus.len(), source })?;
+            let balancer = balance::start(Arc::clone(&shared), balance).map_err(|source| {
+                BuildError::Spawn {
+                    worker: cpus.len(),
+                    source,
+                }
+            })?;
             runtime.balancer = Some(balancer);
         }
         Ok(runtime)
@@ -347,7 +356,9 @@ impl fmt::Debug for Handle {
 impl Handle {
     /// The handle of the runtime whose worker is the calling thread, if any.
     pub fn current() -> Option<Handle> {
-        worker::with_any_local(|local| Handle { shared: Arc::clone(&local.runtime) })
+        worker::with_any_local(|local| Handle {
+            shared: Arc::clone(&local.runtime),
+        })
     }
 
     /// The index of the worker that is the calling thread, if any.
@@ -417,7 +428,12 @@ impl Handle {
 
     /// The lanes living on worker `worker` now.
     pub fn lanes_on(&self, worker: usize) -> Vec<LaneId> {
-        self.shared.lanes.lanes_on(worker).iter().map(|lane| LaneId(lane.id)).collect()
+        self.shared
+            .lanes
+            .lanes_on(worker)
+            .iter()
+            .map(|lane| LaneId(lane.id))
+            .collect()
     }
 
     /// A snapshot of every worker's counters.
@@ -478,7 +494,9 @@ pub struct ShutdownReport {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("handle", &self.handle).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
     }
 }
 
@@ -523,7 +541,12 @@ impl Runtime {
         shared.lanes.close_all();
 
         // Step 2. A worker cannot wait for itself.
-        let deadline = Instant::now() + if from_own_worker { Duration::ZERO } else { timeout };
+        let deadline = Instant::now()
+            + if from_own_worker {
+                Duration::ZERO
+            } else {
+                timeout
+            };
         let finished_in_time = loop {
             if shared.live_work() == 0 {
                 break true;
@@ -568,7 +591,10 @@ impl Runtime {
                         let _ = thread.join();
                     }
                     Some(_) => {
-                        tracing::warn!(worker = index, "worker did not stop in time; left detached");
+                        tracing::warn!(
+                            worker = index,
+                            "worker did not stop in time; left detached"
+                        );
                         stuck_workers.push(index);
                     }
                     None => {}
@@ -580,7 +606,11 @@ impl Runtime {
         for lane in shared.lanes.take_all() {
             lane.drain.finish();
         }
-        ShutdownReport { finished_in_time, stuck_workers, from_own_worker }
+        ShutdownReport {
+            finished_in_time,
+            stuck_workers,
+            from_own_worker,
+        }
     }
 }
 

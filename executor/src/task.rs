@@ -102,21 +102,25 @@ impl<T: Send + 'static, M: Send + Sync + 'static> Completion<T, M> {
             Completion::Attached(Attached(None)) | Completion::Ended => None,
         };
         *self = Completion::Ended;
-        Poll::Ready(stored.and_then(Contained::take).unwrap_or(Outcome::Cancelled))
+        Poll::Ready(
+            stored
+                .and_then(Contained::take)
+                .unwrap_or(Outcome::Cancelled),
+        )
     }
 
     pub(crate) fn abort(&mut self) {
-        if let Completion::Attached(mut attached) = std::mem::replace(self, Completion::Ended) {
-            if let Some(task) = attached.0.take() {
-                // `cancel` acts at its first poll: poll it now, so the abort takes effect
-                // before this returns, whenever (or whether) the handle is awaited.
-                let mut cancel = Box::pin(task.cancel());
-                let mut cx = Context::from_waker(std::task::Waker::noop());
-                *self = match cancel.as_mut().poll(&mut cx) {
-                    Poll::Ready(stored) => Completion::Aborted(stored),
-                    Poll::Pending => Completion::Aborting(cancel),
-                };
-            }
+        if let Completion::Attached(mut attached) = std::mem::replace(self, Completion::Ended)
+            && let Some(task) = attached.0.take()
+        {
+            // `cancel` acts at its first poll: poll it now, so the abort takes effect before
+            // this returns, whenever (or whether) the handle is awaited.
+            let mut cancel = Box::pin(task.cancel());
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            *self = match cancel.as_mut().poll(&mut cx) {
+                Poll::Ready(stored) => Completion::Aborted(stored),
+                Poll::Pending => Completion::Aborting(cancel),
+            };
         }
     }
 
@@ -140,7 +144,9 @@ pub struct JoinHandle<T> {
 
 impl<T: Send + 'static> JoinHandle<T> {
     pub(crate) fn cancelled() -> JoinHandle<T> {
-        JoinHandle { completion: Completion::Ended }
+        JoinHandle {
+            completion: Completion::Ended,
+        }
     }
 
     /// Cancels the task: a task not yet finished is dropped on its worker at its next turn,
@@ -163,11 +169,13 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.completion.poll_outcome(cx).map(|outcome| match outcome {
-            Outcome::Value(value) => Ok(value),
-            Outcome::Panicked(panic) => Err(JoinError::Panicked(panic)),
-            Outcome::Cancelled => Err(JoinError::Cancelled),
-        })
+        self.completion
+            .poll_outcome(cx)
+            .map(|outcome| match outcome {
+                Outcome::Value(value) => Ok(value),
+                Outcome::Panicked(panic) => Err(JoinError::Panicked(panic)),
+                Outcome::Cancelled => Err(JoinError::Cancelled),
+            })
     }
 }
 
@@ -189,16 +197,27 @@ where
     F::Output: Send + 'static,
 {
     // Relaxed: a statistic and a load estimate; nothing is published through it.
-    worker.counters.spawned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    worker
+        .counters
+        .spawned
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-    let body = guarded(Contained::new(future), TaskHooks { worker: worker.uid, registered: None });
+    let body = guarded(
+        Contained::new(future),
+        TaskHooks {
+            worker: worker.uid,
+            registered: None,
+        },
+    );
     let target = Arc::clone(worker);
     let (runnable, task) = Builder::new().spawn(
         move |()| body,
         WithInfo(move |runnable, info| worker::schedule_task(&target, runnable, info)),
     );
     runnable.schedule();
-    JoinHandle { completion: Completion::attached(task.fallible()) }
+    JoinHandle {
+        completion: Completion::attached(task.fallible()),
+    }
 }
 
 /// The hooks of a plain task: it registers its waker with its worker once it first waits, so

@@ -108,7 +108,11 @@ impl WorkerShared {
     pub(crate) fn busy_ns(&self, now_ns: u64) -> u64 {
         let counters = &self.counters;
         let since = counters.busy_since_ns.load(Ordering::Relaxed);
-        let current = if since == u64::MAX { 0 } else { now_ns.saturating_sub(since) };
+        let current = if since == u64::MAX {
+            0
+        } else {
+            now_ns.saturating_sub(since)
+        };
         counters.busy_ns.load(Ordering::Relaxed) + current
     }
 
@@ -197,7 +201,10 @@ pub(crate) fn with_local<R>(uid: u64, f: impl FnOnce(&Local) -> R) -> Option<R> 
 
 /// Calls `f` with this thread's worker, if this is a worker thread.
 pub(crate) fn with_any_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    CURRENT.try_with(|current| current.get().map(|local| f(local))).ok().flatten()
+    CURRENT
+        .try_with(|current| current.get().map(|local| f(local)))
+        .ok()
+        .flatten()
 }
 
 /// The schedule function of every task (W2).
@@ -219,7 +226,10 @@ pub(crate) fn enqueue_lane(lane: Arc<LaneCore>) {
     let mut lane = Some(lane);
     with_local(target.uid, |local| {
         if let Some(lane) = lane.take() {
-            local.lanes.borrow_mut().insert(lane, local.shared.index, local.wake_credit_ns);
+            local
+                .lanes
+                .borrow_mut()
+                .insert(lane, local.shared.index, local.wake_credit_ns);
         }
     });
     if let Some(lane) = lane {
@@ -311,17 +321,20 @@ impl Local {
         let finished = self.finished.get() + 1;
         self.finished.set(finished);
         // Release: the shutdown count of live tasks reads it (with Acquire).
-        self.shared.counters.finished.store(finished, Ordering::Release);
+        self.shared
+            .counters
+            .finished
+            .store(finished, Ordering::Release);
     }
 
     fn next_task(&self) -> Option<Runnable> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         // W1: every INJECTOR_INTERVAL picks, the injector goes first.
-        if tick % INJECTOR_INTERVAL == 0 {
-            if let Some(runnable) = steal(&self.shared.injector) {
-                return Some(runnable);
-            }
+        if tick.is_multiple_of(INJECTOR_INTERVAL)
+            && let Some(runnable) = steal(&self.shared.injector)
+        {
+            return Some(runnable);
         }
         let local = self.queue.borrow_mut().pop_front();
         local.or_else(|| steal(&self.shared.injector))
@@ -332,7 +345,9 @@ impl Local {
         let mut ran = 0;
         // A stop request ends the batch: what is left is cancelled, not run.
         while ran < TASK_BATCH && !self.shared.is_stopped() {
-            let Some(runnable) = self.next_task() else { break };
+            let Some(runnable) = self.next_task() else {
+                break;
+            };
             runnable.run();
             ran += 1;
         }
@@ -342,7 +357,9 @@ impl Local {
             self.polled.set(polled);
             let counters = &self.shared.counters;
             counters.polled.store(polled, Ordering::Relaxed);
-            counters.local_depth.store(self.queue.borrow().len(), Ordering::Relaxed);
+            counters
+                .local_depth
+                .store(self.queue.borrow().len(), Ordering::Relaxed);
         }
         ran
     }
@@ -357,19 +374,20 @@ impl Local {
         let idle_at = clock.now_ns();
         let counters = &self.shared.counters;
         let since = counters.busy_since_ns.swap(u64::MAX, Ordering::Relaxed);
-        counters.busy_ns.fetch_add(idle_at.saturating_sub(since), Ordering::Relaxed);
+        counters
+            .busy_ns
+            .fetch_add(idle_at.saturating_sub(since), Ordering::Relaxed);
         counters.local_depth.store(0, Ordering::Relaxed);
         self.runtime.worker_idle();
 
-        let found_work = || {
-            self.has_local_work() || self.shared.has_remote_work() || self.shared.is_stopped()
-        };
+        let found_work =
+            || self.has_local_work() || self.shared.has_remote_work() || self.shared.is_stopped();
         let spin_until = idle_at.saturating_add(self.runtime.config.spin_ns);
         let mut spins = 0u32;
         while !found_work() {
             spins = spins.wrapping_add(1);
             // A manual clock stands still: park without spinning on it.
-            if spins % 64 == 0 && (clock.is_manual() || clock.now_ns() >= spin_until) {
+            if spins.is_multiple_of(64) && (clock.is_manual() || clock.now_ns() >= spin_until) {
                 // Park protocol steps 1 to 3.
                 self.shared.sleeper.prepare();
                 if found_work() {
@@ -417,13 +435,17 @@ impl Local {
                 // Take the runnable out before dropping it: its drop may schedule another task
                 // here, which borrows the queue again.
                 let next = self.queue.borrow_mut().pop_front();
-                let Some(runnable) = next.or_else(|| steal(&self.shared.injector)) else { break };
+                let Some(runnable) = next.or_else(|| steal(&self.shared.injector)) else {
+                    break;
+                };
                 drop(runnable);
                 dropped_any = true;
             }
             loop {
                 let next = self.lanes.borrow_mut().pop();
-                let Some(lane) = next.or_else(|| steal(&self.shared.lane_injector)) else { break };
+                let Some(lane) = next.or_else(|| steal(&self.shared.lane_injector)) else {
+                    break;
+                };
                 lane.cancel_contents();
                 dropped_any = true;
             }
@@ -441,7 +463,11 @@ pub(crate) fn main(runtime: Arc<RuntimeShared>, index: usize) {
     if let Some(cpu) = shared.cpu {
         let pinned = crate::placement::pin_current_thread(cpu);
         if !pinned {
-            tracing::warn!(worker = index, cpu, "could not pin the worker to its CPU; it runs unpinned");
+            tracing::warn!(
+                worker = index,
+                cpu,
+                "could not pin the worker to its CPU; it runs unpinned"
+            );
         }
         let outcome = if pinned { PIN_PINNED } else { PIN_UNPINNED };
         shared.pin.store(outcome, Ordering::Relaxed);

@@ -14,14 +14,19 @@ use corelane_executor::{
 use parking_lot::Mutex;
 
 fn runtime(workers: usize) -> Runtime {
-    Runtime::builder().workers(workers).build().expect("runtime builds")
+    Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("runtime builds")
 }
 
 /// Holds worker `worker` still until the returned opener runs, so jobs can be lined up.
 fn hold_worker(runtime: &Runtime, worker: usize) -> impl FnOnce() + use<> {
     let (blocker, release, blocking) = thread_blocker();
     drop(runtime.spawn_on(worker, blocker).unwrap());
-    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    wait_until("the worker to block", || {
+        blocking.load(Ordering::SeqCst) == 1
+    });
     release
 }
 
@@ -65,14 +70,24 @@ fn lane_runs_one_job_at_a_time_under_submits_from_many_threads() {
         submitter.join().unwrap();
     }
 
-    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two jobs of one lane overlapped");
-    let log = runtime.block_on(lane.call(|log| log.clone())).unwrap().unwrap();
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two jobs of one lane overlapped"
+    );
+    let log = runtime
+        .block_on(lane.call(|log| log.clone()))
+        .unwrap()
+        .unwrap();
     assert_eq!(log.len(), 8 * 500);
     // Jobs from one submitter started in the order it submitted them.
     let mut last: HashMap<usize, usize> = HashMap::new();
     for (thread, seq) in log {
         if let Some(previous) = last.insert(thread, seq) {
-            assert!(seq > previous, "thread {thread}: job {seq} started after {previous}");
+            assert!(
+                seq > previous,
+                "thread {thread}: job {seq} started after {previous}"
+            );
         }
     }
     let stats = lane.stats();
@@ -84,11 +99,16 @@ fn lane_runs_one_job_at_a_time_under_submits_from_many_threads() {
 fn jobs_start_in_submission_order() {
     let runtime = runtime(2);
     let lane = runtime.lane(Vec::new()).unwrap();
-    let jobs: Vec<_> = (0..1000).map(|i| lane.call(move |order: &mut Vec<i32>| order.push(i))).collect();
+    let jobs: Vec<_> = (0..1000)
+        .map(|i| lane.call(move |order: &mut Vec<i32>| order.push(i)))
+        .collect();
     for job in jobs {
         runtime.block_on(job).unwrap().unwrap();
     }
-    let order = runtime.block_on(lane.call(|order| order.clone())).unwrap().unwrap();
+    let order = runtime
+        .block_on(lane.call(|order| order.clone()))
+        .unwrap()
+        .unwrap();
     assert_eq!(order, (0..1000).collect::<Vec<_>>());
 }
 
@@ -129,7 +149,10 @@ fn a_yielding_job_keeps_its_lane_while_another_lane_progresses() {
     runtime.block_on(second).unwrap().unwrap();
 
     assert!(yields >= 1);
-    assert_eq!(*log.lock(), vec!["a1 starts", "b runs", "a1 ends", "a2 runs"]);
+    assert_eq!(
+        *log.lock(),
+        vec!["a1 starts", "b runs", "a1 ends", "a2 runs"]
+    );
     assert!(a.stats().yields >= 1);
 }
 
@@ -145,7 +168,9 @@ fn a_panicking_job_does_not_stop_its_lane() {
         });
         let error = runtime.block_on(bad).unwrap().unwrap_err();
         match error {
-            JobError::Panicked(panic) => assert_eq!(panic.message(), Some("job panicked on purpose")),
+            JobError::Panicked(panic) => {
+                assert_eq!(panic.message(), Some("job panicked on purpose"))
+            }
             other => panic!("expected a panic, got {other:?}"),
         }
         assert_eq!(runtime.block_on(good).unwrap().unwrap(), 1);
@@ -164,15 +189,24 @@ fn close_refuses_new_jobs_and_runs_queued_ones() {
     let refused = lane.call(|count| *count += 100);
     release();
 
-    assert!(matches!(runtime.block_on(refused).unwrap(), Err(JobError::Closed)));
+    assert!(matches!(
+        runtime.block_on(refused).unwrap(),
+        Err(JobError::Closed)
+    ));
     for job in queued {
         runtime.block_on(job).unwrap().unwrap();
     }
     runtime.block_on(lane.drained()).unwrap();
     let stats = lane.stats();
-    assert_eq!((stats.submitted, stats.completed, stats.refused), (10, 10, 1));
+    assert_eq!(
+        (stats.submitted, stats.completed, stats.refused),
+        (10, 10, 1)
+    );
     assert!(stats.closed && stats.drained);
-    assert!(runtime.lanes_on(0).is_empty(), "a drained lane leaves its worker");
+    assert!(
+        runtime.lanes_on(0).is_empty(),
+        "a drained lane leaves its worker"
+    );
 }
 
 #[test]
@@ -199,14 +233,23 @@ fn abort_cancels_queued_jobs_and_a_waiting_started_one() {
         .collect();
     lane.abort();
 
-    assert!(runtime.block_on(waiting).unwrap().unwrap_err().is_cancelled());
+    assert!(
+        runtime
+            .block_on(waiting)
+            .unwrap()
+            .unwrap_err()
+            .is_cancelled()
+    );
     for job in queued {
         assert!(runtime.block_on(job).unwrap().unwrap_err().is_cancelled());
     }
     runtime.block_on(lane.drained()).unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert_eq!(lane.stats().cancelled, 6);
-    assert!(matches!(runtime.block_on(lane.submit(async {})).unwrap(), Err(JobError::Closed)));
+    assert!(matches!(
+        runtime.block_on(lane.submit(async {})).unwrap(),
+        Err(JobError::Closed)
+    ));
 }
 
 #[test]
@@ -225,8 +268,12 @@ fn dropping_every_handle_drains_the_lane_without_cancelling() {
     drop(lane);
     assert_eq!(runtime.lanes_on(0), vec![id]);
     release();
-    wait_until("the queued jobs to run", || ran.load(Ordering::SeqCst) == 50);
-    wait_until("the lane to leave its worker", || runtime.lanes_on(0).is_empty());
+    wait_until("the queued jobs to run", || {
+        ran.load(Ordering::SeqCst) == 50
+    });
+    wait_until("the lane to leave its worker", || {
+        runtime.lanes_on(0).is_empty()
+    });
 }
 
 #[test]
@@ -244,7 +291,13 @@ fn a_job_awaiting_a_job_of_its_own_lane_gets_an_error_not_a_hang() {
     let result = runtime.block_on(outer).unwrap().unwrap();
     assert!(matches!(result, Err(JobError::Reentrant)), "{result:?}");
     // The inner job was accepted, and runs once the outer one has ended.
-    assert_eq!(runtime.block_on(lane.call(|count| *count)).unwrap().unwrap(), 1);
+    assert_eq!(
+        runtime
+            .block_on(lane.call(|count| *count))
+            .unwrap()
+            .unwrap(),
+        1
+    );
 
     // Awaiting a job of another lane from a job is fine.
     let other = runtime.lane(()).unwrap();
@@ -288,7 +341,8 @@ fn shares(weights: &[u32], total: usize) -> Vec<usize> {
         .unwrap();
     let release = hold_worker(&runtime, 0);
     let done = Arc::new(AtomicUsize::new(0));
-    let counts: Arc<Vec<AtomicUsize>> = Arc::new(weights.iter().map(|_| AtomicUsize::new(0)).collect());
+    let counts: Arc<Vec<AtomicUsize>> =
+        Arc::new(weights.iter().map(|_| AtomicUsize::new(0)).collect());
     let snapshot = Arc::new(Mutex::new(None));
     let lanes: Vec<Lane> = weights
         .iter()
@@ -296,13 +350,18 @@ fn shares(weights: &[u32], total: usize) -> Vec<usize> {
         .collect();
     for (index, lane) in lanes.iter().enumerate() {
         for _ in 0..total {
-            let (clock, done, counts, snapshot) =
-                (clock.clone(), Arc::clone(&done), Arc::clone(&counts), Arc::clone(&snapshot));
+            let (clock, done, counts, snapshot) = (
+                clock.clone(),
+                Arc::clone(&done),
+                Arc::clone(&counts),
+                Arc::clone(&snapshot),
+            );
             drop(lane.submit(async move {
                 clock.advance(Duration::from_micros(100));
                 counts[index].fetch_add(1, Ordering::SeqCst);
                 if done.fetch_add(1, Ordering::SeqCst) + 1 == total {
-                    let taken: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+                    let taken: Vec<usize> =
+                        counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
                     *snapshot.lock() = Some(taken);
                 }
             }));
@@ -333,7 +392,11 @@ fn equal_weights_get_equal_shares() {
 
 #[test]
 fn a_flood_on_one_lane_delays_another_by_one_slice_at_most() {
-    let runtime = Runtime::builder().workers(1).slice_jobs(16).build().unwrap();
+    let runtime = Runtime::builder()
+        .workers(1)
+        .slice_jobs(16)
+        .build()
+        .unwrap();
     let release = hold_worker(&runtime, 0);
     let flood = runtime.lane(()).unwrap();
     let light = runtime.lane(()).unwrap();
@@ -348,7 +411,10 @@ fn a_flood_on_one_lane_delays_another_by_one_slice_at_most() {
     let light_job = light.submit(async move { seen.load(Ordering::SeqCst) });
     release();
     let before_light = runtime.block_on(light_job).unwrap().unwrap();
-    assert!(before_light <= 16, "the light job waited behind {before_light} flood jobs");
+    assert!(
+        before_light <= 16,
+        "the light job waited behind {before_light} flood jobs"
+    );
 }
 
 #[test]
@@ -362,9 +428,15 @@ fn a_move_carries_queued_and_suspended_jobs_in_order() {
         wait.await;
         log.push(("suspended resumes", Handle::current_worker()));
     });
-    wait_until("the first job to start", || lane.stats().queued == 0 && lane.stats().turns > 0);
+    wait_until("the first job to start", || {
+        lane.stats().queued == 0 && lane.stats().turns > 0
+    });
     let queued: Vec<_> = (0..20)
-        .map(|_| lane.call(|log: &mut Vec<(&str, Option<usize>)>| log.push(("queued", Handle::current_worker()))))
+        .map(|_| {
+            lane.call(|log: &mut Vec<(&str, Option<usize>)>| {
+                log.push(("queued", Handle::current_worker()))
+            })
+        })
         .collect();
 
     lane.move_to(1).unwrap();
@@ -374,11 +446,17 @@ fn a_move_carries_queued_and_suspended_jobs_in_order() {
     for job in queued {
         runtime.block_on(job).unwrap().unwrap();
     }
-    let log = runtime.block_on(lane.call(|log| log.clone())).unwrap().unwrap();
+    let log = runtime
+        .block_on(lane.call(|log| log.clone()))
+        .unwrap()
+        .unwrap();
     assert_eq!(log[0], ("suspended starts", Some(0)));
     assert_eq!(log[1], ("suspended resumes", Some(1)));
     assert_eq!(log.len(), 22);
-    assert!(log[2..].iter().all(|entry| *entry == ("queued", Some(1))), "{log:?}");
+    assert!(
+        log[2..].iter().all(|entry| *entry == ("queued", Some(1))),
+        "{log:?}"
+    );
     assert_eq!(lane.stats().migrations, 1);
     assert_eq!(runtime.lanes_on(1), vec![lane.id()]);
 }
@@ -424,7 +502,13 @@ fn moves_racing_submits_lose_and_overlap_nothing() {
     stop.store(true, Ordering::SeqCst);
     assert!(mover.join().unwrap() > 0);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
-    assert_eq!(runtime.block_on(lane.call(|count| *count)).unwrap().unwrap(), 20_000);
+    assert_eq!(
+        runtime
+            .block_on(lane.call(|count| *count))
+            .unwrap()
+            .unwrap(),
+        20_000
+    );
 }
 
 #[test]
@@ -432,7 +516,9 @@ fn lane_counts_stay_within_one_under_random_creates_and_closes() {
     let runtime = runtime(3);
     let mut seed: u64 = 0x5eed;
     let mut next = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
     let mut lanes: Vec<Lane> = Vec::new();
@@ -444,7 +530,9 @@ fn lane_counts_stay_within_one_under_random_creates_and_closes() {
             lane.close();
             runtime.block_on(lane.drained()).unwrap();
         }
-        let counts: Vec<usize> = (0..3).map(|worker| runtime.lanes_on(worker).len()).collect();
+        let counts: Vec<usize> = (0..3)
+            .map(|worker| runtime.lanes_on(worker).len())
+            .collect();
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(max - min <= 1, "step {step}: {counts:?}");
         assert_eq!(counts.iter().sum::<usize>(), lanes.len());
@@ -456,11 +544,23 @@ fn bad_lane_options_are_typed_errors() {
     let runtime = runtime(2);
     assert_eq!(
         runtime.lane_builder().worker(9).build(()).unwrap_err(),
-        LaneError::NoSuchWorker { worker: 9, workers: 2 }
+        LaneError::NoSuchWorker {
+            worker: 9,
+            workers: 2
+        }
     );
-    assert_eq!(runtime.lane_builder().weight(0).build(()).unwrap_err(), LaneError::BadWeight { weight: 0 });
+    assert_eq!(
+        runtime.lane_builder().weight(0).build(()).unwrap_err(),
+        LaneError::BadWeight { weight: 0 }
+    );
     let lane = runtime.lane(()).unwrap();
-    assert_eq!(lane.move_to(5), Err(LaneError::NoSuchWorker { worker: 5, workers: 2 }));
+    assert_eq!(
+        lane.move_to(5),
+        Err(LaneError::NoSuchWorker {
+            worker: 5,
+            workers: 2
+        })
+    );
     assert_eq!(lane.set_weight(0), Err(LaneError::BadWeight { weight: 0 }));
     lane.close();
     runtime.block_on(lane.drained()).unwrap();
@@ -484,7 +584,10 @@ fn runtime_shutdown_cancels_queued_jobs_and_refuses_new_ones() {
     for job in queued {
         assert!(block_on(job).unwrap().unwrap_err().is_cancelled());
     }
-    assert!(matches!(block_on(lane.submit(async {})).unwrap(), Err(JobError::Closed)));
+    assert!(matches!(
+        block_on(lane.submit(async {})).unwrap(),
+        Err(JobError::Closed)
+    ));
     block_on(lane.drained()).unwrap();
     assert_eq!(handle.lane(()).unwrap_err(), LaneError::ShuttingDown);
 }
@@ -523,13 +626,17 @@ fn load_aware_balancing_moves_a_busy_lane_to_the_idle_worker() {
         })
         .collect();
 
-    wait_until("a busy lane to move", || busy.iter().any(|lane| lane.worker() == 1));
+    wait_until("a busy lane to move", || {
+        busy.iter().any(|lane| lane.worker() == 1)
+    });
     stop.store(true, Ordering::SeqCst);
     for feeder in feeders {
         feeder.join().unwrap();
     }
     // The move kept lane counts even: an idle lane went the other way.
-    let counts: Vec<usize> = (0..2).map(|worker| runtime.lanes_on(worker).len()).collect();
+    let counts: Vec<usize> = (0..2)
+        .map(|worker| runtime.lanes_on(worker).len())
+        .collect();
     assert_eq!(counts, vec![2, 2]);
     let _ = PATIENCE;
 }

@@ -18,7 +18,10 @@ use corelane_executor::{
 use parking_lot::Mutex;
 
 fn runtime(workers: usize) -> Runtime {
-    Runtime::builder().workers(workers).build().expect("runtime builds")
+    Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("runtime builds")
 }
 
 #[test]
@@ -26,7 +29,10 @@ fn spawn_and_join_across_workers() {
     let runtime = runtime(2);
     for worker in 0..2 {
         let handle = runtime
-            .spawn_on(worker, async move { (Handle::current_worker(), worker * 10) })
+            .spawn_on(
+                worker,
+                async move { (Handle::current_worker(), worker * 10) },
+            )
             .unwrap();
         let (ran_on, value) = runtime.block_on(handle).unwrap().unwrap();
         assert_eq!(ran_on, Some(worker));
@@ -37,7 +43,9 @@ fn spawn_and_join_across_workers() {
     let inner = runtime.handle().clone();
     let outer = runtime
         .spawn_on(0, async move {
-            let task = inner.spawn_on(1, async { Handle::current_worker() }).unwrap();
+            let task = inner
+                .spawn_on(1, async { Handle::current_worker() })
+                .unwrap();
             task.await.unwrap()
         })
         .unwrap();
@@ -48,7 +56,13 @@ fn spawn_and_join_across_workers() {
 fn spawn_on_a_missing_worker_is_a_typed_error() {
     let runtime = runtime(2);
     let error = runtime.spawn_on(7, async {}).unwrap_err();
-    assert_eq!(error, SpawnError::NoSuchWorker { worker: 7, workers: 2 });
+    assert_eq!(
+        error,
+        SpawnError::NoSuchWorker {
+            worker: 7,
+            workers: 2
+        }
+    );
     assert!(error.to_string().contains("no worker 7"));
 }
 
@@ -72,18 +86,28 @@ fn hundred_thousand_tasks_all_complete() {
     assert_eq!(done.load(Ordering::Relaxed), 100_000);
     assert_eq!(sum, (0..100_000u64).sum());
     let stats = runtime.stats();
-    let spawned: u64 = stats.workers.iter().map(|worker| worker.tasks_spawned).sum();
+    let spawned: u64 = stats
+        .workers
+        .iter()
+        .map(|worker| worker.tasks_spawned)
+        .sum();
     assert_eq!(spawned, 100_000);
     // Least-loaded placement used both workers.
-    assert!(stats.workers.iter().all(|worker| worker.tasks_spawned > 0), "{stats:?}");
+    assert!(
+        stats.workers.iter().all(|worker| worker.tasks_spawned > 0),
+        "{stats:?}"
+    );
 }
+
+/// Something a test does during a task's first poll, with the task's waker.
+type FirstPollHook = Box<dyn FnOnce(&Waker) + Send>;
 
 /// Counts the polls of a task that stores its waker, waits once, and then finishes.
 struct WaitOnce {
     polls: Arc<AtomicUsize>,
     slot: Arc<Mutex<Option<Waker>>>,
     /// Called during the first poll, before it returns Pending.
-    during_first_poll: Option<Box<dyn FnOnce(&Waker) + Send>>,
+    during_first_poll: Option<FirstPollHook>,
 }
 
 impl Future for WaitOnce {
@@ -157,7 +181,9 @@ fn foreign_wake_while_queued_polls_once_more() {
     // Hold the worker, then wake the task twice while it sits in the queue behind the blocker.
     let (blocker, release, blocking) = thread_blocker();
     let blocker = runtime.spawn(blocker);
-    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    wait_until("the worker to block", || {
+        blocking.load(Ordering::SeqCst) == 1
+    });
     let waker = slot.lock().take().unwrap();
     std::thread::spawn(move || {
         waker.wake_by_ref();
@@ -165,7 +191,11 @@ fn foreign_wake_while_queued_polls_once_more() {
     })
     .join()
     .unwrap();
-    assert_eq!(polls.load(Ordering::SeqCst), 1, "polled while the worker was blocked");
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        1,
+        "polled while the worker was blocked"
+    );
     release();
 
     runtime.block_on(blocker).unwrap().unwrap();
@@ -180,7 +210,9 @@ fn yield_now_lets_every_ready_task_run_first() {
 
     let (blocker, release, blocking) = thread_blocker();
     let blocker = runtime.spawn(blocker);
-    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    wait_until("the worker to block", || {
+        blocking.load(Ordering::SeqCst) == 1
+    });
 
     // Queued behind the blocker, from this (foreign) thread: the yielder, then five others.
     let yielder = {
@@ -191,7 +223,9 @@ fn yield_now_lets_every_ready_task_run_first() {
             // A task spawned locally right before the yield also runs first.
             let local = {
                 let log = Arc::clone(&log);
-                handle.spawn_on(0, async move { log.lock().push("local".to_string()) }).unwrap()
+                handle
+                    .spawn_on(0, async move { log.lock().push("local".to_string()) })
+                    .unwrap()
             };
             yield_now().await;
             log.lock().push("yielder resumes".to_string());
@@ -212,9 +246,15 @@ fn yield_now_lets_every_ready_task_run_first() {
     }
 
     let log = log.lock().clone();
-    let resumed = log.iter().position(|entry| entry == "yielder resumes").unwrap();
+    let resumed = log
+        .iter()
+        .position(|entry| entry == "yielder resumes")
+        .unwrap();
     for i in 0..5 {
-        let other = log.iter().position(|entry| *entry == format!("other {i}")).unwrap();
+        let other = log
+            .iter()
+            .position(|entry| *entry == format!("other {i}"))
+            .unwrap();
         assert!(other < resumed, "{log:?}");
     }
     let local = log.iter().position(|entry| entry == "local").unwrap();
@@ -285,7 +325,13 @@ fn a_flood_from_other_threads_does_not_starve_local_tasks() {
 fn a_panicking_task_on_every_worker_leaves_the_workers_running() {
     let runtime = runtime(2);
     let threads_before: Vec<_> = (0..2)
-        .map(|w| runtime.block_on(runtime.spawn_on(w, async { std::thread::current().id() }).unwrap()))
+        .map(|w| {
+            runtime.block_on(
+                runtime
+                    .spawn_on(w, async { std::thread::current().id() })
+                    .unwrap(),
+            )
+        })
         .map(|id| id.unwrap().unwrap())
         .collect();
 
@@ -301,12 +347,17 @@ fn a_panicking_task_on_every_worker_leaves_the_workers_running() {
             let error = runtime.block_on(task).unwrap().unwrap_err();
             assert!(error.is_panic());
             let panic = error.into_panic().unwrap();
-            assert_eq!(panic.message(), Some(format!("task panicked on purpose on worker {worker}").as_str()));
+            assert_eq!(
+                panic.message(),
+                Some(format!("task panicked on purpose on worker {worker}").as_str())
+            );
         }
     });
 
     for (worker, before) in threads_before.iter().enumerate() {
-        let task = runtime.spawn_on(worker, async { std::thread::current().id() }).unwrap();
+        let task = runtime
+            .spawn_on(worker, async { std::thread::current().id() })
+            .unwrap();
         let after = runtime.block_on(task).unwrap().unwrap();
         assert_eq!(&after, before, "worker {worker}'s thread was replaced");
     }
@@ -372,7 +423,13 @@ fn panics_while_dropping_futures_and_outputs_are_contained() {
     wait_until("all five drops", || drops.load(Ordering::SeqCst) == 5);
 
     // The worker is still there.
-    assert_eq!(runtime.block_on(runtime.spawn(async { 1 })).unwrap().unwrap(), 1);
+    assert_eq!(
+        runtime
+            .block_on(runtime.spawn(async { 1 }))
+            .unwrap()
+            .unwrap(),
+        1
+    );
 }
 
 #[test]
@@ -384,20 +441,31 @@ fn abort_cancels_a_waiting_task_and_a_queued_one() {
     let mut task = runtime.spawn(parked);
     wait_until("the first poll", || slot.lock().is_some());
     task.abort();
-    assert!(matches!(runtime.block_on(task).unwrap(), Err(JoinError::Cancelled)));
+    assert!(matches!(
+        runtime.block_on(task).unwrap(),
+        Err(JoinError::Cancelled)
+    ));
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     assert_eq!(polls.load(Ordering::SeqCst), 1);
 
     // A task aborted before it ever ran is never polled.
     let (blocker, release, blocking) = thread_blocker();
     let blocker = runtime.spawn(blocker);
-    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
+    wait_until("the worker to block", || {
+        blocking.load(Ordering::SeqCst) == 1
+    });
     let (parked, _slot, polls, drops) = Parked::new();
     let mut queued = runtime.spawn(parked);
     queued.abort();
     release();
     runtime.block_on(blocker).unwrap().unwrap();
-    assert!(runtime.block_on(queued).unwrap().unwrap_err().is_cancelled());
+    assert!(
+        runtime
+            .block_on(queued)
+            .unwrap()
+            .unwrap_err()
+            .is_cancelled()
+    );
     assert_eq!(polls.load(Ordering::SeqCst), 0);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 
@@ -432,12 +500,21 @@ fn shutdown_cancels_waiting_tasks_and_late_wakers_do_no_harm() {
     // Tasks that never ran, queued behind a blocked worker, are cancelled too.
     let (blocker, release, blocking) = thread_blocker();
     let _blocker = runtime.spawn_on(0, blocker).unwrap();
-    wait_until("the worker to block", || blocking.load(Ordering::SeqCst) == 1);
-    let never_ran: Vec<_> = (0..10).map(|_| runtime.spawn_on(0, async { 1 }).unwrap()).collect();
-    wait_until("the waiting tasks' first polls", || slots.iter().all(|slot| slot.lock().is_some()));
+    wait_until("the worker to block", || {
+        blocking.load(Ordering::SeqCst) == 1
+    });
+    let never_ran: Vec<_> = (0..10)
+        .map(|_| runtime.spawn_on(0, async { 1 }).unwrap())
+        .collect();
+    wait_until("the waiting tasks' first polls", || {
+        slots.iter().all(|slot| slot.lock().is_some())
+    });
 
     // Other threads hold the wakers, and keep waking them through and after the shutdown.
-    let wakers: Vec<Waker> = slots.iter().map(|slot| slot.lock().clone().unwrap()).collect();
+    let wakers: Vec<Waker> = slots
+        .iter()
+        .map(|slot| slot.lock().clone().unwrap())
+        .collect();
     let stop_waking = Arc::new(AtomicBool::new(false));
     let waking = {
         let stop = Arc::clone(&stop_waking);
@@ -511,8 +588,18 @@ fn spawning_after_shutdown_began_gives_cancelled_handles() {
     let handle = runtime.handle().clone();
     drop(runtime);
     assert!(handle.is_shutting_down());
-    assert!(block_on(handle.spawn(async { 1 })).unwrap().unwrap_err().is_cancelled());
-    assert!(block_on(handle.spawn_on(0, async { 1 }).unwrap()).unwrap().unwrap_err().is_cancelled());
+    assert!(
+        block_on(handle.spawn(async { 1 }))
+            .unwrap()
+            .unwrap_err()
+            .is_cancelled()
+    );
+    assert!(
+        block_on(handle.spawn_on(0, async { 1 }).unwrap())
+            .unwrap()
+            .unwrap_err()
+            .is_cancelled()
+    );
 }
 
 #[test]
@@ -522,7 +609,9 @@ fn dropping_the_runtime_with_work_in_flight_does_not_hang() {
         .shutdown_timeout(Duration::from_millis(20))
         .build()
         .unwrap();
-    let handles: Vec<_> = (0..4).map(|_| runtime.spawn(std::future::pending::<()>())).collect();
+    let handles: Vec<_> = (0..4)
+        .map(|_| runtime.spawn(std::future::pending::<()>()))
+        .collect();
     drop(runtime);
     for handle in handles {
         assert!(block_on(handle).unwrap().unwrap_err().is_cancelled());
@@ -550,7 +639,12 @@ fn default_placement_runs_one_worker_per_allowed_cpu() {
     let runtime = Runtime::new().unwrap();
     let allowed = allowed_cpus();
     assert_eq!(runtime.workers(), allowed.len().max(1));
-    let cpus: HashSet<_> = runtime.stats().workers.iter().filter_map(|worker| worker.cpu).collect();
+    let cpus: HashSet<_> = runtime
+        .stats()
+        .workers
+        .iter()
+        .filter_map(|worker| worker.cpu)
+        .collect();
     assert_eq!(cpus.len(), allowed.len(), "each worker has its own CPU");
 }
 
@@ -579,32 +673,60 @@ fn a_cpu_that_cannot_be_pinned_leaves_its_worker_unpinned_and_working() {
 #[test]
 fn pinning_can_be_switched_off() {
     let runtime = Runtime::builder().workers(2).pin(false).build().unwrap();
-    assert!(runtime.stats().workers.iter().all(|worker| worker.cpu.is_none() && !worker.pinned));
-    assert_eq!(runtime.block_on(runtime.spawn(async { 1 })).unwrap().unwrap(), 1);
+    assert!(
+        runtime
+            .stats()
+            .workers
+            .iter()
+            .all(|worker| worker.cpu.is_none() && !worker.pinned)
+    );
+    assert_eq!(
+        runtime
+            .block_on(runtime.spawn(async { 1 }))
+            .unwrap()
+            .unwrap(),
+        1
+    );
 }
 
 #[test]
 fn bad_placements_fail_to_build_with_typed_errors() {
-    assert!(matches!(Runtime::builder().workers(0).build(), Err(BuildError::Placement(_))));
-    assert!(matches!(Runtime::builder().cpus([0, 0]).build(), Err(BuildError::Placement(_))));
+    assert!(matches!(
+        Runtime::builder().workers(0).build(),
+        Err(BuildError::Placement(_))
+    ));
+    assert!(matches!(
+        Runtime::builder().cpus([0, 0]).build(),
+        Err(BuildError::Placement(_))
+    ));
     let error = Runtime::builder().cpus([5000]).build().unwrap_err();
     assert!(error.to_string().contains("cpu 5000"), "{error}");
     assert!(matches!(
-        Runtime::builder().placement(Placement::Cpus(vec![])).build(),
+        Runtime::builder()
+            .placement(Placement::Cpus(vec![]))
+            .build(),
         Err(BuildError::Placement(_))
     ));
-    assert!(matches!(Runtime::builder().slice_jobs(0).build(), Err(BuildError::ZeroSliceJobs)));
+    assert!(matches!(
+        Runtime::builder().slice_jobs(0).build(),
+        Err(BuildError::ZeroSliceJobs)
+    ));
 }
 
 #[test]
 fn stats_count_spawns_polls_and_parks() {
     let runtime = runtime(1);
     for _ in 0..10 {
-        runtime.block_on(runtime.spawn(async { yield_now().await })).unwrap().unwrap();
+        runtime
+            .block_on(runtime.spawn(async { yield_now().await }))
+            .unwrap()
+            .unwrap();
     }
     assert_eq!(runtime.stats().workers[0].tasks_spawned, 10);
     // Workers publish their counters after each batch: wait for the last one.
-    wait_until("finished count", || runtime.stats().workers[0].tasks_finished == 10);
+    wait_until("finished count", || {
+        runtime.stats().workers[0].tasks_finished == 10
+    });
     wait_until("poll count", || runtime.stats().workers[0].polls >= 20);
     wait_until("a park", || runtime.stats().workers[0].parks > 0);
     assert!(runtime.stats().workers[0].busy > Duration::ZERO);

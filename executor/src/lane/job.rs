@@ -79,7 +79,10 @@ impl<S: fmt::Debug> fmt::Debug for LaneGuard<S> {
 
 /// Locks the lane's state for a job that starts now.
 pub(crate) fn lock_state<S>(state: &Arc<Mutex<S>>) -> Result<LaneGuard<S>, JobError> {
-    state.try_lock_arc().map(LaneGuard).ok_or(JobError::StateHeld)
+    state
+        .try_lock_arc()
+        .map(LaneGuard)
+        .ok_or(JobError::StateHeld)
 }
 
 thread_local! {
@@ -114,7 +117,11 @@ pub struct JobHandle<T> {
 
 impl<T: Send + 'static> JobHandle<T> {
     pub(crate) fn refused(lane: u64, error: JobError) -> JobHandle<T> {
-        JobHandle { lane, refused: Some(error), completion: Completion::Ended }
+        JobHandle {
+            lane,
+            refused: Some(error),
+            completion: Completion::Ended,
+        }
     }
 
     /// Cancels the job: a queued job is dropped when its turn comes, a started one at its next
@@ -144,17 +151,21 @@ impl<T: Send + 'static> Future for JobHandle<T> {
         if RUNNING_LANE.get() == self.lane && !self.completion.is_finished() {
             return Poll::Ready(Err(JobError::Reentrant));
         }
-        self.completion.poll_outcome(cx).map(|outcome| match outcome {
-            Outcome::Value(result) => result,
-            Outcome::Panicked(panic) => Err(JobError::Panicked(panic)),
-            Outcome::Cancelled => Err(JobError::Cancelled),
-        })
+        self.completion
+            .poll_outcome(cx)
+            .map(|outcome| match outcome {
+                Outcome::Value(result) => result,
+                Outcome::Panicked(panic) => Err(JobError::Panicked(panic)),
+                Outcome::Cancelled => Err(JobError::Cancelled),
+            })
     }
 }
 
 impl<T> fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobHandle").field("lane", &self.lane).finish_non_exhaustive()
+        f.debug_struct("JobHandle")
+            .field("lane", &self.lane)
+            .finish_non_exhaustive()
     }
 }
 
@@ -164,7 +175,11 @@ where
     F: Future<Output = Result<T, JobError>> + Send + 'static,
     T: Send + 'static,
 {
-    let hooks = JobHooks { lane: Arc::clone(lane), waited: false, end: None };
+    let hooks = JobHooks {
+        lane: Arc::clone(lane),
+        waited: false,
+        end: None,
+    };
     let body = guarded(Contained::new(job), hooks);
     let woken = Arc::clone(lane);
     let (runnable, task) = Builder::new()
@@ -174,7 +189,11 @@ where
     // Lane protocol step 1: queue, then activate.
     lane.queue.push(runnable);
     lane.activate();
-    JobHandle { lane: lane.id, refused: None, completion: Completion::attached(task.fallible()) }
+    JobHandle {
+        lane: lane.id,
+        refused: None,
+        completion: Completion::attached(task.fallible()),
+    }
 }
 
 /// The hooks of a job: abort checks, the started job's waker, and the end count.

@@ -60,8 +60,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-pub use self::job::{JobError, JobHandle, LaneGuard};
 use self::core::LaneCore;
+pub use self::job::{JobError, JobHandle, LaneGuard};
 use crate::runtime::RuntimeShared;
 use crate::stats::LaneStats;
 use crate::worker;
@@ -123,7 +123,11 @@ pub struct LaneBuilder {
 
 impl LaneBuilder {
     pub(crate) fn new(runtime: Arc<RuntimeShared>) -> LaneBuilder {
-        LaneBuilder { runtime, weight: DEFAULT_WEIGHT, worker: None }
+        LaneBuilder {
+            runtime,
+            weight: DEFAULT_WEIGHT,
+            worker: None,
+        }
     }
 
     /// The lane's weight (default [`DEFAULT_WEIGHT`]).
@@ -146,11 +150,15 @@ impl LaneBuilder {
         // Relaxed: only uniqueness matters.
         let id = runtime.next_lane_id.fetch_add(1, Ordering::Relaxed);
         let workers = Arc::clone(&runtime.workers);
-        let core = runtime
-            .lanes
-            .place(self.worker, |home| LaneCore::new(id, self.weight, home, workers))?;
+        let core = runtime.lanes.place(self.worker, |home| {
+            LaneCore::new(id, self.weight, home, workers)
+        })?;
         Ok(Lane {
-            inner: Arc::new(LaneHandle { core, state: Arc::new(Mutex::new(state)), runtime }),
+            inner: Arc::new(LaneHandle {
+                core,
+                state: Arc::new(Mutex::new(state)),
+                runtime,
+            }),
         })
     }
 }
@@ -165,7 +173,11 @@ impl fmt::Debug for LaneBuilder {
 }
 
 fn check_weight(weight: u32) -> Result<(), LaneError> {
-    if (1..=MAX_WEIGHT).contains(&weight) { Ok(()) } else { Err(LaneError::BadWeight { weight }) }
+    if (1..=MAX_WEIGHT).contains(&weight) {
+        Ok(())
+    } else {
+        Err(LaneError::BadWeight { weight })
+    }
 }
 
 /// A handle to a lane: cheap to clone, and usable from any thread.
@@ -192,7 +204,9 @@ impl<S> Drop for LaneHandle<S> {
 
 impl<S> Clone for Lane<S> {
     fn clone(&self) -> Lane<S> {
-        Lane { inner: Arc::clone(&self.inner) }
+        Lane {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -224,7 +238,11 @@ impl<S: Send + 'static> Lane<S> {
     {
         match self.admit() {
             Ok(submitted_ns) => {
-                job::queue_job(&self.inner.core, submitted_ns, async move { Ok(future.await) })
+                job::queue_job(
+                    &self.inner.core,
+                    submitted_ns,
+                    async move { Ok(future.await) },
+                )
             }
             Err(error) => JobHandle::refused(self.inner.core.id, error),
         }
@@ -271,7 +289,9 @@ impl<S: Send + 'static> Lane<S> {
         let now = worker::with_any_local(|local| {
             Arc::ptr_eq(&local.runtime, runtime).then(|| local.recent_now())
         });
-        Ok(now.flatten().unwrap_or_else(|| runtime.config.clock.now_ns()))
+        Ok(now
+            .flatten()
+            .unwrap_or_else(|| runtime.config.clock.now_ns()))
     }
 
     /// Closes the lane (step 8): later submissions are refused, queued jobs still run.
@@ -292,7 +312,9 @@ impl<S: Send + 'static> Lane<S> {
 
     /// A future that resolves once the lane is closed and every job it accepted has ended.
     pub fn drained(&self) -> Drained {
-        Drained { core: Arc::clone(&self.inner.core) }
+        Drained {
+            core: Arc::clone(&self.inner.core),
+        }
     }
 
     /// Moves the lane to `worker` and pins it there (step 6). Its queued jobs and its started
@@ -327,13 +349,19 @@ impl Future for Drained {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.core.drain.register(cx.waker()) { Poll::Ready(()) } else { Poll::Pending }
+        if self.core.drain.register(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
 impl fmt::Debug for Drained {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Drained").field("lane", &self.core.id).finish()
+        f.debug_struct("Drained")
+            .field("lane", &self.core.id)
+            .finish()
     }
 }
 

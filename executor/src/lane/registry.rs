@@ -29,7 +29,10 @@ struct Inner {
 impl Registry {
     pub(crate) fn new(workers: usize) -> Registry {
         Registry {
-            inner: Mutex::new(Inner { per_worker: vec![BTreeMap::new(); workers], closed: false }),
+            inner: Mutex::new(Inner {
+                per_worker: vec![BTreeMap::new(); workers],
+                closed: false,
+            }),
         }
     }
 
@@ -80,11 +83,20 @@ impl Registry {
     }
 
     /// Moves `lane` to `to`. `pin` keeps it there against automatic moves.
-    pub(crate) fn move_lane(&self, lane: &Arc<LaneCore>, to: usize, pin: bool, now_ns: u64) -> Result<(), LaneError> {
+    pub(crate) fn move_lane(
+        &self,
+        lane: &Arc<LaneCore>,
+        to: usize,
+        pin: bool,
+        now_ns: u64,
+    ) -> Result<(), LaneError> {
         let mut inner = self.inner.lock();
         let workers = inner.per_worker.len();
         if to >= workers {
-            return Err(LaneError::NoSuchWorker { worker: to, workers });
+            return Err(LaneError::NoSuchWorker {
+                worker: to,
+                workers,
+            });
         }
         if !inner.per_worker[lane.home()].contains_key(&lane.id) {
             return Err(LaneError::Drained);
@@ -100,19 +112,32 @@ impl Registry {
     pub(crate) fn close_all(&self) {
         let mut inner = self.inner.lock();
         inner.closed = true;
-        inner.per_worker.iter().flat_map(BTreeMap::values).for_each(LaneCore::close);
+        inner
+            .per_worker
+            .iter()
+            .flat_map(BTreeMap::values)
+            .for_each(LaneCore::close);
     }
 
     /// Aborts every lane (shutdown phase 3).
     pub(crate) fn abort_all(&self) {
         let inner = self.inner.lock();
-        inner.per_worker.iter().flat_map(BTreeMap::values).for_each(LaneCore::abort);
+        inner
+            .per_worker
+            .iter()
+            .flat_map(BTreeMap::values)
+            .for_each(LaneCore::abort);
     }
 
     /// Forgets every lane and returns them (shutdown phase 5).
     pub(crate) fn take_all(&self) -> Vec<Arc<LaneCore>> {
         let mut inner = self.inner.lock();
-        inner.per_worker.iter_mut().flat_map(std::mem::take).map(|(_, lane)| lane).collect()
+        inner
+            .per_worker
+            .iter_mut()
+            .flat_map(std::mem::take)
+            .map(|(_, lane)| lane)
+            .collect()
     }
 
     /// Jobs accepted by closed lanes and not yet ended.
@@ -136,21 +161,34 @@ impl Registry {
     }
 
     pub(crate) fn counts(&self) -> Vec<usize> {
-        self.inner.lock().per_worker.iter().map(BTreeMap::len).collect()
+        self.inner
+            .lock()
+            .per_worker
+            .iter()
+            .map(BTreeMap::len)
+            .collect()
     }
 
     pub(crate) fn lanes_on(&self, worker: usize) -> Vec<Arc<LaneCore>> {
         let inner = self.inner.lock();
-        inner.per_worker.get(worker).map(|lanes| lanes.values().cloned().collect()).unwrap_or_default()
+        inner
+            .per_worker
+            .get(worker)
+            .map(|lanes| lanes.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
 fn emptiest(per_worker: &[BTreeMap<u64, Arc<LaneCore>>]) -> usize {
-    (0..per_worker.len()).min_by_key(|&i| (per_worker[i].len(), i)).unwrap_or(0)
+    (0..per_worker.len())
+        .min_by_key(|&i| (per_worker[i].len(), i))
+        .unwrap_or(0)
 }
 
 fn fullest(per_worker: &[BTreeMap<u64, Arc<LaneCore>>]) -> usize {
-    (0..per_worker.len()).max_by_key(|&i| (per_worker[i].len(), usize::MAX - i)).unwrap_or(0)
+    (0..per_worker.len())
+        .max_by_key(|&i| (per_worker[i].len(), usize::MAX - i))
+        .unwrap_or(0)
 }
 
 fn relocate(inner: &mut Inner, lane: &Arc<LaneCore>, to: usize, now_ns: u64) {

@@ -103,9 +103,12 @@ impl LaneState {
     pub(crate) fn begin_turn(&self) -> Snapshot {
         // AcqRel: acquire pairs with `activate` (the jobs it published) and with the previous
         // `end_turn` (the scheduling data the previous worker left).
-        let before = self.0.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
-        debug_assert!(before & SCHEDULED != 0 && before & RUNNING == 0, "bad begin {before:#x}");
-        Snapshot(before ^ (SCHEDULED | RUNNING))
+        let before = Snapshot(self.0.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel));
+        debug_assert!(
+            before.is_scheduled() && !before.is_running(),
+            "bad begin {before:?}"
+        );
+        Snapshot(before.0 ^ (SCHEDULED | RUNNING))
     }
 
     /// Ends the lane's turn. `more` says the turn stopped with work left. True if the caller
@@ -117,7 +120,9 @@ impl LaneState {
             let next = (current & !RUNNING) | if again { SCHEDULED } else { 0 };
             // AcqRel: release publishes the scheduling data to the next worker's
             // `begin_turn`; acquire pairs with an `activate` that set SCHEDULED.
-            match self.0.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => return again,
                 Err(actual) => current = actual,

@@ -72,7 +72,11 @@ impl LaneQueue {
         sched.vruntime.store(vruntime, Ordering::Relaxed);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry { vruntime, seq, lane });
+        self.heap.push(Entry {
+            vruntime,
+            seq,
+            lane,
+        });
     }
 
     pub(crate) fn pop(&mut self) -> Option<Arc<LaneCore>> {
@@ -96,7 +100,9 @@ impl Local {
     /// Moves lanes activated from other threads into the run queue.
     fn take_remote_lanes(&self) {
         while let Some(lane) = worker::steal(&self.shared.lane_injector) {
-            self.lanes.borrow_mut().insert(lane, self.index(), self.wake_credit_ns);
+            self.lanes
+                .borrow_mut()
+                .insert(lane, self.index(), self.wake_credit_ns);
         }
     }
 
@@ -152,7 +158,9 @@ impl Local {
                         let wait = now.saturating_sub(runnable.metadata().submitted_ns);
                         add(&counters.wait_ns, wait);
                         let max_wait = counters.max_wait_ns.load(Ordering::Relaxed);
-                        counters.max_wait_ns.store(max_wait.max(wait), Ordering::Relaxed);
+                        counters
+                            .max_wait_ns
+                            .store(max_wait.max(wait), Ordering::Relaxed);
                         sched.in_progress.store(true, Ordering::Relaxed);
                         runnable
                     }
@@ -206,5 +214,8 @@ impl Local {
 /// Adds to a counter that only the current turn's holder writes (S3): a load and a store,
 /// no read-modify-write. Relaxed, as for all scheduling data.
 fn add(counter: &std::sync::atomic::AtomicU64, amount: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(amount), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(amount),
+        Ordering::Relaxed,
+    );
 }

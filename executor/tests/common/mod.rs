@@ -55,7 +55,11 @@ impl Gate {
 
 /// Blocks the thread that polls it until the returned opener is called: a way to hold a
 /// worker still while a test lines up work behind it.
-pub fn thread_blocker() -> (impl Future<Output = ()> + Send + 'static, impl FnOnce(), Arc<AtomicUsize>) {
+pub fn thread_blocker() -> (
+    impl Future<Output = ()> + Send + 'static,
+    impl FnOnce(),
+    Arc<AtomicUsize>,
+) {
     let (release, released) = std::sync::mpsc::channel::<()>();
     let blocking = Arc::new(AtomicUsize::new(0));
     let flag = Arc::clone(&blocking);
@@ -63,18 +67,28 @@ pub fn thread_blocker() -> (impl Future<Output = ()> + Send + 'static, impl FnOn
         flag.store(1, Ordering::SeqCst);
         let _ = released.recv_timeout(PATIENCE);
     };
-    (future, move || { let _ = release.send(()); }, blocking)
+    (
+        future,
+        move || {
+            let _ = release.send(());
+        },
+        blocking,
+    )
 }
+
+/// Where a [`Parked`] future leaves its waker.
+pub type WakerSlot = Arc<Mutex<Option<Waker>>>;
 
 /// A future that stores its waker in a slot and waits forever; it counts its polls and drops.
 pub struct Parked {
-    pub slot: Arc<Mutex<Option<Waker>>>,
+    pub slot: WakerSlot,
     pub polls: Arc<AtomicUsize>,
     pub drops: Arc<AtomicUsize>,
 }
 
 impl Parked {
-    pub fn new() -> (Parked, Arc<Mutex<Option<Waker>>>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    /// The future, its waker slot, its poll count and its drop count.
+    pub fn new() -> (Parked, WakerSlot, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let slot = Arc::new(Mutex::new(None));
         let polls = Arc::new(AtomicUsize::new(0));
         let drops = Arc::new(AtomicUsize::new(0));
