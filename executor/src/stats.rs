@@ -112,13 +112,14 @@ impl LaneStats {
     pub(crate) fn of(lane: &LaneCore) -> LaneStats {
         let counters = &lane.counters;
         let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-        let submitted = load(&counters.submitted);
+        let refused = load(&counters.refused);
+        let submitted = lane.state.load().submissions().saturating_sub(refused);
         LaneStats {
             id: LaneId(lane.id),
             worker: lane.home(),
             weight: lane.weight.load(Ordering::Relaxed),
             submitted,
-            refused: load(&counters.refused),
+            refused,
             completed: load(&counters.completed),
             panicked: load(&counters.panicked),
             cancelled: load(&counters.cancelled),

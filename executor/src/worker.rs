@@ -34,6 +34,7 @@ use crossbeam_deque::{Injector, Steal};
 use slab::Slab;
 
 use crate::lane::core::LaneCore;
+use crate::lane::job::JobEnd;
 use crate::lane::turn::LaneQueue;
 use crate::park::Sleeper;
 use crate::runtime::RuntimeShared;
@@ -174,6 +175,10 @@ impl WorkerShared {
 
 /// Takes one item from an injector, retrying while it reports a race.
 pub(crate) fn steal<T>(injector: &Injector<T>) -> Option<T> {
+    // Two loads; a steal from an empty injector costs several times more.
+    if injector.is_empty() {
+        return None;
+    }
     loop {
         match injector.steal() {
             Steal::Success(item) => return Some(item),
@@ -256,6 +261,10 @@ pub(crate) struct Local {
     pub(crate) now_stale: Cell<bool>,
     /// How far below its run queue's minimum a waking lane's virtual runtime may be.
     pub(crate) wake_credit_ns: u64,
+    /// The lane whose turn is running, lent to its jobs' hooks.
+    pub(crate) running_lane: RefCell<Option<Arc<LaneCore>>>,
+    /// How the job just polled ended, if it did; set by its hooks.
+    pub(crate) job_end: Cell<Option<JobEnd>>,
 }
 
 impl Local {
@@ -275,6 +284,8 @@ impl Local {
             now_ns: Cell::new(now),
             now_stale: Cell::new(false),
             wake_credit_ns,
+            running_lane: RefCell::new(None),
+            job_end: Cell::new(None),
         }
     }
 

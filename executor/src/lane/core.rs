@@ -63,11 +63,11 @@ pub(crate) struct Sched {
     pub(crate) started: AtomicU64,
 }
 
-/// Counters for [`crate::LaneStats`]. Relaxed throughout: they are statistics, and the
-/// shutdown count of live jobs is read only after the jobs' ends are ordered by other means.
+/// Counters for [`crate::LaneStats`]. Only the holder of the lane's run queue entry writes
+/// them (S2, S3), with a load and a store, except `refused`, which submitters count. Relaxed
+/// throughout: they are statistics. Submissions are counted by the state word.
 #[derive(Default)]
 pub(crate) struct LaneCounters {
-    pub(crate) submitted: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) panicked: AtomicU64,
@@ -231,28 +231,40 @@ impl LaneCore {
     }
 
     /// Drops every job the lane holds, each ending as cancelled. Used only once the lane's
-    /// worker has stopped, by whoever holds the lane's run queue entry.
+    /// worker has stopped, by whoever holds the lane's run queue entry (S2).
     pub(crate) fn cancel_contents(&self) {
         if let Some(runnable) = self.ready.take() {
             drop(runnable);
+            self.count_end(End::Cancelled);
         }
         while let Some(runnable) = self.queue.pop() {
-            self.sched.started.fetch_add(1, Ordering::Relaxed);
+            add(&self.sched.started, 1);
             drop(runnable);
+            self.count_end(End::Cancelled);
+        }
+        if self.sched.in_progress.swap(false, Ordering::Relaxed) {
+            // A started job that nobody woke: its waker is all that holds it.
+            let waker = self.job_waker.lock().take();
+            drop(waker);
         }
     }
 
-    /// Records that a job ended; called by the job's hooks, wherever the job ended. The worker
-    /// learns that its started job ended by seeing [`LaneCounters::ended`] move.
-    pub(crate) fn job_ended(&self, end: End, waited: bool) {
+    /// Counts a job's end; by the holder of the lane's run queue entry only.
+    pub(crate) fn count_end(&self, end: End) {
         let counter = match end {
             End::Completed => &self.counters.completed,
             End::Panicked => &self.counters.panicked,
             End::Cancelled => &self.counters.cancelled,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if waited {
-            *self.job_waker.lock() = None;
-        }
+        add(counter, 1);
     }
+}
+
+/// Adds to a counter that only the holder of the lane's run queue entry writes (S2, S3): a
+/// load and a store, no read-modify-write. Relaxed, as for all scheduling data.
+pub(crate) fn add(counter: &AtomicU64, amount: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(amount),
+        Ordering::Relaxed,
+    );
 }

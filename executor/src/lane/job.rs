@@ -1,6 +1,5 @@
 //! Jobs: what a lane runs, the handle that awaits one, and the ways one can fail.
 
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -15,6 +14,7 @@ use super::core::{JobMeta, LaneCore};
 use crate::body::{End, Hooks, Outcome, guarded};
 use crate::panic::{Contained, Panic};
 use crate::task::Completion;
+use crate::worker;
 
 /// Why a job gave no value.
 #[derive(Debug, thiserror::Error)]
@@ -85,24 +85,6 @@ pub(crate) fn lock_state<S>(state: &Arc<Mutex<S>>) -> Result<LaneGuard<S>, JobEr
         .ok_or(JobError::StateHeld)
 }
 
-thread_local! {
-    /// The id of the lane whose job this thread is polling right now; 0 for none.
-    static RUNNING_LANE: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Marks `lane` as the lane whose job this thread polls, until the returned guard drops.
-pub(crate) fn enter_lane(lane: u64) -> LaneEntered {
-    LaneEntered(RUNNING_LANE.replace(lane))
-}
-
-pub(crate) struct LaneEntered(u64);
-
-impl Drop for LaneEntered {
-    fn drop(&mut self) {
-        RUNNING_LANE.set(self.0);
-    }
-}
-
 /// An owned permission to await a job's value.
 ///
 /// A future resolving to `Ok(value)` or a [`JobError`]. Dropping it leaves the job to run;
@@ -148,7 +130,8 @@ impl<T: Send + 'static> Future for JobHandle<T> {
             return Poll::Ready(Err(error));
         }
         // Lane protocol step 7: a job of this lane awaiting a job of this lane.
-        if RUNNING_LANE.get() == self.lane && !self.completion.is_finished() {
+        let running = worker::with_any_local(|local| local.running_lane_id()).flatten();
+        if running == Some(self.lane) && !self.completion.is_finished() {
             return Poll::Ready(Err(JobError::Reentrant));
         }
         self.completion
@@ -176,7 +159,7 @@ where
     T: Send + 'static,
 {
     let hooks = JobHooks {
-        lane: Arc::clone(lane),
+        lane: lane.id,
         waited: false,
         end: None,
     };
@@ -196,29 +179,33 @@ where
     }
 }
 
-/// The hooks of a job: abort checks, the started job's waker, and the end count.
+/// The hooks of a job. They reach the lane through the worker that runs the lane's turn, and
+/// tell that worker how the job ended (lane protocol step 4).
 struct JobHooks {
-    lane: Arc<LaneCore>,
+    /// The id of the job's lane.
+    lane: u64,
     /// Returned `Pending` at least once: its waker is in the lane's `job_waker`.
     waited: bool,
     end: Option<End>,
 }
 
+/// How a job ended, as its hooks tell the worker.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JobEnd {
+    pub(crate) end: End,
+    /// The job had left its waker in the lane's `job_waker`, which is to be cleared.
+    pub(crate) waited: bool,
+}
+
 impl Hooks for JobHooks {
     fn cancel_requested(&mut self) -> bool {
-        self.lane.state.load().is_aborted()
+        worker::with_any_local(|local| local.running_lane_is_aborted()).unwrap_or(false)
     }
 
     fn pending(&mut self, cx: &Context<'_>) {
-        if self.waited {
-            return;
-        }
-        self.waited = true;
-        *self.lane.job_waker.lock() = Some(cx.waker().clone());
-        // An abort that came while this poll ran found no waker to wake; wake ourselves so
-        // that the next poll sees it.
-        if self.lane.state.load().is_aborted() {
-            cx.waker().wake_by_ref();
+        if !self.waited {
+            self.waited = true;
+            worker::with_any_local(|local| local.keep_job_waker(cx.waker()));
         }
     }
 
@@ -229,7 +216,12 @@ impl Hooks for JobHooks {
 
 impl Drop for JobHooks {
     fn drop(&mut self) {
-        let end = self.end.unwrap_or(End::Cancelled);
-        self.lane.job_ended(end, self.waited);
+        let end = JobEnd {
+            end: self.end.unwrap_or(End::Cancelled),
+            waited: self.waited,
+        };
+        // Off its lane's turn (dropped by `cancel_contents`, or after shutdown), whoever
+        // dropped the job counts it.
+        worker::with_any_local(|local| local.job_ended(self.lane, end));
     }
 }

@@ -284,7 +284,6 @@ impl<S: Send + 'static> Lane<S> {
             core.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(JobError::Closed);
         }
-        core.counters.submitted.fetch_add(1, Ordering::Relaxed);
         let runtime = &self.inner.runtime;
         let now = worker::with_any_local(|local| {
             Arc::ptr_eq(&local.runtime, runtime).then(|| local.recent_now())

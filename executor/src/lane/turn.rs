@@ -12,9 +12,11 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use std::task::Waker;
+
 use super::DEFAULT_WEIGHT;
-use super::core::LaneCore;
-use super::job::enter_lane;
+use super::core::{LaneCore, add};
+use super::job::JobEnd;
 use crate::worker::{self, Local};
 
 /// The lanes of one worker that have work, furthest behind first.
@@ -92,7 +94,7 @@ enum TurnEnd {
     JobPending,
     /// Nothing left to start.
     Empty,
-    /// The slice's job count or time budget is spent.
+    /// The slice's job count or time budget is spent, or the worker is stopping.
     Budget,
 }
 
@@ -119,13 +121,23 @@ impl Local {
             return true;
         }
         lane.state.begin_turn();
-        self.run_turn(lane);
+
+        // The lane is lent to the jobs' hooks for the turn (they borrow it shared).
+        *self.running_lane.borrow_mut() = Some(lane);
+        let more = match self.running_lane.borrow().as_ref() {
+            Some(lane) => self.run_turn(lane),
+            None => false,
+        };
+        let lane = self.running_lane.borrow_mut().take();
+        if let Some(lane) = lane {
+            self.finish_turn(lane, more);
+        }
         true
     }
 
-    /// Lane protocol step 3: runs the lane's jobs, one at a time, until one waits, none is
-    /// left, or the slice is spent; then charges the lane and queues it again if needed.
-    fn run_turn(&self, lane: Arc<LaneCore>) {
+    /// Lane protocol steps 3 to 5: runs the lane's jobs, one at a time, until one waits, none
+    /// is left, or the slice is spent; charges the lane. Returns whether work is left.
+    fn run_turn(&self, lane: &LaneCore) -> bool {
         let config = &self.runtime.config;
         let clock = &config.clock;
         let start = self.fresh_now();
@@ -141,16 +153,21 @@ impl Local {
             if self.shared.is_stopped() {
                 break TurnEnd::Budget;
             }
-            let runnable = match lane.ready.take() {
-                Some(runnable) => runnable,
-                // Relaxed: only the turn's holder touches the scheduling data (S3).
-                None if sched.in_progress.load(Ordering::Relaxed) => break TurnEnd::JobPending,
-                None => match lane.queue.pop() {
+            // Relaxed: only the turn's holder touches the scheduling data (S3).
+            let runnable = if sched.in_progress.load(Ordering::Relaxed) {
+                // Step 4: only the started job can be woken, and only it may run.
+                match lane.ready.take() {
+                    Some(runnable) => runnable,
+                    None => break TurnEnd::JobPending,
+                }
+            } else {
+                match lane.queue.pop() {
                     None => break TurnEnd::Empty,
                     Some(runnable) => {
-                        sched.started.fetch_add(1, Ordering::Relaxed);
+                        add(&sched.started, 1);
                         if aborted {
-                            // Dropping a queued job cancels it (its hooks count it).
+                            // Step 8: a queued job of an aborted lane is dropped, cancelled
+                            // (its hooks count it).
                             drop(runnable);
                             jobs += 1;
                             continue;
@@ -164,26 +181,26 @@ impl Local {
                         sched.in_progress.store(true, Ordering::Relaxed);
                         runnable
                     }
-                },
+                }
             };
 
-            // Lane protocol step 4: poll the started job.
-            let ends_before = counters.ended();
-            let yielded = {
-                let _entered = enter_lane(lane.id);
-                runnable.run()
-            };
-            if counters.ended() == ends_before {
+            // Poll the started job; its hooks tell us if it ended.
+            self.job_end.set(None);
+            let yielded = runnable.run();
+            let Some(ended) = self.job_end.take() else {
                 if yielded {
                     add(&counters.yields, 1);
                 }
                 now_is_fresh = false;
                 break TurnEnd::JobPending;
-            }
+            };
             sched.in_progress.store(false, Ordering::Relaxed);
+            if ended.waited {
+                *lane.job_waker.lock() = None;
+            }
             jobs += 1;
 
-            // Lane protocol step 5: the slice's bounds.
+            // Step 5: the slice's bounds.
             now = clock.now_ns();
             if jobs >= config.slice_jobs || now.saturating_sub(start) >= config.slice_time_ns {
                 break TurnEnd::Budget;
@@ -199,23 +216,64 @@ impl Local {
         add(&counters.run_ns, ran);
         add(&counters.turns, 1);
         add(&self.shared.counters.lane_turns, 1);
+        matches!(end, TurnEnd::Budget) && !lane.queue.is_empty()
+    }
 
-        let more = matches!(end, TurnEnd::Budget) && !lane.queue.is_empty();
+    /// The end of a turn: the drain check (step 8), then invariant S4.
+    fn finish_turn(&self, lane: Arc<LaneCore>, more: bool) {
         if lane.is_drained_now() {
             self.runtime.lane_drained(&lane);
         }
-        // Lane protocol step 3, end: invariant S4.
         if lane.state.end_turn(more) {
             worker::enqueue_lane(lane);
         }
     }
-}
 
-/// Adds to a counter that only the current turn's holder writes (S3): a load and a store,
-/// no read-modify-write. Relaxed, as for all scheduling data.
-fn add(counter: &std::sync::atomic::AtomicU64, amount: u64) {
-    counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(amount),
-        Ordering::Relaxed,
-    );
+    /// A job of lane `lane` ended on this thread. If it is the running lane's, count it (before
+    /// its output reaches its handle) and tell the turn.
+    pub(crate) fn job_ended(&self, lane: u64, end: JobEnd) {
+        let Ok(running) = self.running_lane.try_borrow() else {
+            return;
+        };
+        if let Some(running) = running.as_ref()
+            && running.id == lane
+        {
+            running.count_end(end.end);
+            self.job_end.set(Some(end));
+        }
+    }
+
+    /// The id of the lane whose turn this worker is running, if any.
+    pub(crate) fn running_lane_id(&self) -> Option<u64> {
+        self.running_lane
+            .try_borrow()
+            .ok()?
+            .as_ref()
+            .map(|lane| lane.id)
+    }
+
+    /// Whether the lane whose turn this worker is running has been aborted.
+    pub(crate) fn running_lane_is_aborted(&self) -> bool {
+        let Ok(running) = self.running_lane.try_borrow() else {
+            return false;
+        };
+        running
+            .as_ref()
+            .is_some_and(|lane| lane.state.load().is_aborted())
+    }
+
+    /// Keeps the waker of the running lane's started job, which has begun to wait, so that an
+    /// abort or a shutdown can wake it (step 8).
+    pub(crate) fn keep_job_waker(&self, waker: &Waker) {
+        let Ok(running) = self.running_lane.try_borrow() else {
+            return;
+        };
+        let Some(lane) = running.as_ref() else { return };
+        *lane.job_waker.lock() = Some(waker.clone());
+        // An abort that came while this poll ran found no waker to wake: wake the job, so that
+        // its next poll sees the abort.
+        if lane.state.load().is_aborted() {
+            waker.wake_by_ref();
+        }
+    }
 }
