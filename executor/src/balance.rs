@@ -46,16 +46,24 @@ impl Default for Balance {
     }
 }
 
+/// Why balancing settings cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BalanceError {
+    /// A period of zero.
+    #[error("the balancing period must be longer than zero")]
+    ZeroPeriod,
+    /// A threshold outside (0, 1].
+    #[error("threshold {0} is out of range: it must be more than 0 and at most 1")]
+    Threshold(f64),
+}
+
 impl Balance {
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), BalanceError> {
         if self.period.is_zero() {
-            return Err("the balancing period must be longer than zero".to_owned());
+            return Err(BalanceError::ZeroPeriod);
         }
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            return Err(format!(
-                "threshold {} is out of range: it must be in (0, 1]",
-                self.threshold
-            ));
+            return Err(BalanceError::Threshold(self.threshold));
         }
         Ok(())
     }
@@ -153,7 +161,7 @@ impl Balancer {
         }
 
         // Step 3.
-        let min_interval = self.config.min_interval.as_nanos() as u64;
+        let min_interval = crate::clock::saturating_nanos(self.config.min_interval);
         let movable = |lane: &LaneCore| {
             !lane.pinned.load(std::sync::atomic::Ordering::Relaxed)
                 && lane

@@ -39,20 +39,24 @@ impl Clock {
     /// Nanoseconds since the clock was created.
     pub fn now_ns(&self) -> u64 {
         match &self.source {
-            Source::System(start) => start.elapsed().as_nanos() as u64,
+            Source::System(start) => saturating_nanos(start.elapsed()),
             // Relaxed: the value carries no other data; callers only compare readings.
             Source::Manual(now) => now.load(Ordering::Relaxed),
         }
     }
 
-    /// Moves a manual clock forward by `by`. Returns false, and does nothing, on the system
-    /// clock, which cannot be moved.
+    /// Moves a manual clock forward by `by`, stopping at the end of its range (about 584
+    /// years) rather than wrapping. Returns false, and does nothing, on the system clock,
+    /// which cannot be moved.
     pub fn advance(&self, by: Duration) -> bool {
         match &self.source {
             Source::System(_) => false,
             Source::Manual(now) => {
+                let by = saturating_nanos(by);
                 // Relaxed: see `now_ns`.
-                now.fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
+                let _ = now.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                    Some(now.saturating_add(by))
+                });
                 true
             }
         }
@@ -68,4 +72,9 @@ impl Default for Clock {
     fn default() -> Clock {
         Clock::system()
     }
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX` (about 584 years).
+pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -70,7 +70,7 @@ mod worker;
 #[cfg(all(test, loom))]
 mod loom_models;
 
-pub use balance::Balance;
+pub use balance::{Balance, BalanceError};
 pub use block_on::{BlockOnError, block_on};
 pub use clock::Clock;
 pub use lane::{Drained, JobError, JobHandle, Lane, LaneBuilder, LaneError, LaneGuard, LaneId};

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::balance::{self, Balance};
+use crate::balance::{self, Balance, BalanceError};
 use crate::block_on::{BlockOnError, block_on};
-use crate::clock::Clock;
+use crate::clock::{Clock, saturating_nanos};
 use crate::lane::core::LaneCore;
 use crate::lane::registry::Registry;
 use crate::lane::{Lane, LaneBuilder, LaneError, LaneId};
@@ -56,8 +56,11 @@ pub enum BuildError {
     ZeroSliceTime,
     /// The balancing settings cannot be used.
     #[error("bad balancing settings: {0}")]
-    Balance(String),
-    /// The operating system refused to start a thread.
+    Balance(#[from] BalanceError),
+    /// A thread name prefix with a NUL byte, which no thread name may hold.
+    #[error("thread name prefix {0:?} contains a NUL byte")]
+    ThreadName(String),
+    /// The operating system refused to start a worker thread.
     #[error("could not start worker thread {worker}: {source}")]
     Spawn {
         /// The worker whose thread failed to start.
@@ -65,6 +68,9 @@ pub enum BuildError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The operating system refused to start the balancer thread.
+    #[error("could not start the balancer thread: {0}")]
+    BalancerSpawn(std::io::Error),
 }
 
 /// Why a task could not be spawned where asked.
@@ -193,7 +199,10 @@ impl Builder {
             return Err(BuildError::ZeroSliceTime);
         }
         if let Some(balance) = &self.balance {
-            balance.check().map_err(BuildError::Balance)?;
+            balance.check()?;
+        }
+        if self.thread_name.contains('\0') {
+            return Err(BuildError::ThreadName(self.thread_name));
         }
         let cpus = placement::plan(&self.placement, self.pin)?;
         let workers: Arc<[Arc<WorkerShared>]> = cpus
@@ -210,13 +219,12 @@ impl Builder {
             workers,
             config: Config {
                 slice_jobs: self.slice_jobs,
-                slice_time_ns: self.slice_time.as_nanos() as u64,
-                spin_ns: self.spin.as_nanos() as u64,
+                slice_time_ns: saturating_nanos(self.slice_time),
+                spin_ns: saturating_nanos(self.spin),
                 clock: self.clock,
                 shutdown_timeout: self.shutdown_timeout,
             },
             phase: AtomicU8::new(ACCEPTING),
-            next_lane_id: AtomicU64::new(1),
             exited: Mutex::new(0),
             exit_signal: Condvar::new(),
             idle_signal: Condvar::new(),
@@ -250,12 +258,8 @@ impl Builder {
             }
         }
         if let Some(balance) = self.balance {
-            let balancer = balance::start(Arc::clone(&shared), balance).map_err(|source| {
-                BuildError::Spawn {
-                    worker: cpus.len(),
-                    source,
-                }
-            })?;
+            let balancer =
+                balance::start(Arc::clone(&shared), balance).map_err(BuildError::BalancerSpawn)?;
             runtime.balancer = Some(balancer);
         }
         Ok(runtime)
@@ -269,7 +273,6 @@ pub(crate) struct RuntimeShared {
     pub(crate) config: Config,
     phase: AtomicU8,
     pub(crate) lanes: Registry,
-    pub(crate) next_lane_id: AtomicU64,
     /// Workers that have exited, and the signal for shutdown step 4.
     exited: Mutex<usize>,
     exit_signal: Condvar,
@@ -288,6 +291,7 @@ impl RuntimeShared {
     }
 
     pub(crate) fn is_draining(&self) -> bool {
+        // Acquire: as in `is_accepting`.
         self.phase.load(Ordering::Acquire) == DRAINING
     }
 
@@ -526,6 +530,10 @@ impl Runtime {
 
     /// Shuts the runtime down, letting work finish for up to `timeout`; see the module
     /// documentation for the steps.
+    ///
+    /// Called on one of the runtime's own workers, it cannot wait for work (that worker's
+    /// work included) without deadlocking: it cancels at once, returns without joining, and
+    /// says so in [`ShutdownReport::from_own_worker`].
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         self.shutdown_now(timeout)
     }
@@ -540,23 +548,25 @@ impl Runtime {
         shared.phase.store(DRAINING, Ordering::Release);
         shared.lanes.close_all();
 
-        // Step 2. A worker cannot wait for itself.
-        let deadline = Instant::now()
-            + if from_own_worker {
-                Duration::ZERO
-            } else {
-                timeout
-            };
+        // Step 2. A worker cannot wait for itself. A timeout past the end of time waits for
+        // ever (`checked_add` gives no deadline).
+        let timeout = if from_own_worker {
+            Duration::ZERO
+        } else {
+            timeout
+        };
+        let deadline = Instant::now().checked_add(timeout);
         let finished_in_time = loop {
             if shared.live_work() == 0 {
                 break true;
             }
             let now = Instant::now();
-            if now >= deadline {
-                break false;
-            }
+            let wait = match deadline {
+                Some(deadline) if now >= deadline => break false,
+                Some(deadline) => (deadline - now).min(Duration::from_millis(5)),
+                None => Duration::from_millis(5),
+            };
             let mut guard = shared.idle_lock.lock();
-            let wait = (deadline - now).min(Duration::from_millis(5));
             shared.idle_signal.wait_for(&mut guard, wait);
         };
 
@@ -573,12 +583,18 @@ impl Runtime {
             }
         }
 
-        // Step 4.
+        // Step 4. Only threads that started can exit (a build that failed part-way has
+        // fewer).
         let mut stuck_workers = Vec::new();
         if !from_own_worker {
+            let started = self
+                .threads
+                .iter()
+                .filter(|thread| thread.is_some())
+                .count();
             let grace = Instant::now() + STOP_GRACE;
             let mut exited = shared.exited.lock();
-            while *exited < shared.workers.len() && Instant::now() < grace {
+            while *exited < started && Instant::now() < grace {
                 shared.exit_signal.wait_until(&mut exited, grace);
             }
             drop(exited);

@@ -110,9 +110,11 @@ impl<T: Send + 'static, M: Send + Sync + 'static> Completion<T, M> {
     }
 
     pub(crate) fn abort(&mut self) {
-        if let Completion::Attached(mut attached) = std::mem::replace(self, Completion::Ended)
-            && let Some(task) = attached.0.take()
-        {
+        // Only an attached task can be aborted; aborting again keeps what the first abort got.
+        let Completion::Attached(attached) = self else {
+            return;
+        };
+        if let Some(task) = attached.0.take() {
             // `cancel` acts at its first poll: poll it now, so the abort takes effect before
             // this returns, whenever (or whether) the handle is awaited.
             let mut cancel = Box::pin(task.cancel());

@@ -89,6 +89,7 @@ impl WorkerShared {
     pub(crate) fn new(index: usize, cpu: Option<usize>) -> WorkerShared {
         static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         let counters = WorkerCounters::default();
+        // Relaxed: nothing else is published yet; the worker thread starts after this.
         counters.busy_since_ns.store(u64::MAX, Ordering::Relaxed);
         WorkerShared {
             // Relaxed: only uniqueness matters.

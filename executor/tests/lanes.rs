@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -639,4 +640,71 @@ fn load_aware_balancing_moves_a_busy_lane_to_the_idle_worker() {
         .collect();
     assert_eq!(counts, vec![2, 2]);
     let _ = PATIENCE;
+}
+
+/// A waker that panics when woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("waker panicked on purpose");
+    }
+}
+
+#[test]
+fn a_panicking_waker_on_drained_does_not_kill_the_worker() {
+    let runtime = runtime(1);
+    let lane = runtime.lane(()).unwrap();
+    let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+    let mut drained = lane.drained();
+    let pending =
+        std::pin::Pin::new(&mut drained).poll(&mut std::task::Context::from_waker(&waker));
+    assert!(pending.is_pending());
+    common::quietly(|| {
+        lane.close();
+        wait_until("the lane to drain", || lane.stats().drained);
+    });
+    // The worker that fired the signal is still there.
+    let other = runtime.lane(0u32).unwrap();
+    assert_eq!(
+        runtime
+            .block_on(other.call(|count| *count + 1))
+            .unwrap()
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn a_huge_jump_of_a_manual_clock_breaks_nothing() {
+    let clock = Clock::manual();
+    let runtime = Runtime::builder()
+        .workers(1)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let lane = runtime.lane(()).unwrap();
+    let jump = clock.clone();
+    runtime
+        .block_on(lane.submit(async move { jump.advance(Duration::MAX) }))
+        .unwrap()
+        .unwrap();
+    runtime
+        .block_on(lane.submit(async move { clock.advance(Duration::MAX) }))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        runtime.block_on(lane.submit(async { 7 })).unwrap().unwrap(),
+        7
+    );
+}
+
+#[test]
+fn a_job_awaiting_a_job_of_another_runtime_is_not_reentrant() {
+    let first = runtime(1);
+    let second = runtime(1);
+    let a = first.lane(()).unwrap();
+    let b = second.lane(()).unwrap();
+    let job = a.submit(async move { b.submit(async { 3 }).await });
+    assert_eq!(first.block_on(job).unwrap().unwrap().unwrap(), 3);
 }

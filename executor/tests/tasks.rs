@@ -731,3 +731,52 @@ fn stats_count_spawns_polls_and_parks() {
     wait_until("a park", || runtime.stats().workers[0].parks > 0);
     assert!(runtime.stats().workers[0].busy > Duration::ZERO);
 }
+
+#[test]
+fn aborting_a_finished_task_twice_keeps_its_output() {
+    let runtime = runtime(1);
+    let mut done = runtime.spawn(async { 5 });
+    wait_until("the task to finish", || done.is_finished());
+    done.abort();
+    done.abort();
+    assert_eq!(runtime.block_on(done).unwrap().unwrap(), 5);
+}
+
+#[test]
+fn shutdown_with_an_endless_timeout_returns_once_work_is_done() {
+    let runtime = runtime(2);
+    runtime.block_on(runtime.spawn(async {})).unwrap().unwrap();
+    let report = runtime.shutdown(Duration::MAX);
+    assert!(report.finished_in_time);
+    let runtime = Runtime::builder()
+        .workers(1)
+        .shutdown_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    drop(runtime);
+}
+
+#[test]
+fn bad_names_and_balance_settings_are_typed_errors() {
+    let error = Runtime::builder()
+        .thread_name("bad\0name")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, BuildError::ThreadName(_)), "{error}");
+    let zero = corelane_executor::Balance {
+        period: Duration::ZERO,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Runtime::builder().balance(zero).build().unwrap_err(),
+        BuildError::Balance(corelane_executor::BalanceError::ZeroPeriod)
+    ));
+    let nan = corelane_executor::Balance {
+        threshold: f64::NAN,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Runtime::builder().balance(nan).build().unwrap_err(),
+        BuildError::Balance(_)
+    ));
+}

@@ -125,7 +125,14 @@ impl Drain {
             }
             std::mem::take(&mut *waiters)
         };
-        waiters.into_iter().for_each(Waker::wake);
+        // A tenant's waker that panics must not take the worker down with it.
+        for waker in waiters {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake())).is_err() {
+                tracing::warn!(
+                    "a waker of a lane's drained signal panicked; the panic was contained"
+                );
+            }
+        }
         true
     }
 }
@@ -264,7 +271,7 @@ impl LaneCore {
 /// load and a store, no read-modify-write. Relaxed, as for all scheduling data.
 pub(crate) fn add(counter: &AtomicU64, amount: u64) {
     counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(amount),
+        counter.load(Ordering::Relaxed).saturating_add(amount),
         Ordering::Relaxed,
     );
 }

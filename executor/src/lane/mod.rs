@@ -36,7 +36,9 @@
 //!    activation queue it on its current home. Queued jobs and a started job move with it, in
 //!    order, never overlapping (S3).
 //! 7. **Re-entry.** A job that awaits a job of its own lane would wait for ever; its handle
-//!    answers [`JobError::Reentrant`] instead.
+//!    answers [`JobError::Reentrant`] instead. Only this direct case is caught: a cycle through
+//!    other lanes (a job of A awaits one of B, which awaits one of A) waits until one of the
+//!    lanes is aborted or the runtime shuts down.
 //! 8. **Close, abort, drain.** Closing records how many jobs the lane accepted (S1) and
 //!    refuses the rest; queued jobs still run. Aborting also drops queued jobs when the lane
 //!    next turns (each ends [`JobError::Cancelled`]) and wakes a waiting started job so that it
@@ -54,7 +56,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -147,8 +149,10 @@ impl LaneBuilder {
     pub fn build<S: Send + 'static>(self, state: S) -> Result<Lane<S>, LaneError> {
         check_weight(self.weight)?;
         let runtime = self.runtime;
-        // Relaxed: only uniqueness matters.
-        let id = runtime.next_lane_id.fetch_add(1, Ordering::Relaxed);
+        // Unique in the process, not just the runtime: a job of one runtime awaiting a job of
+        // another must never look re-entrant (step 7). Relaxed: only uniqueness matters.
+        static NEXT_LANE_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_LANE_ID.fetch_add(1, Ordering::Relaxed);
         let workers = Arc::clone(&runtime.workers);
         let core = runtime.lanes.place(self.worker, |home| {
             LaneCore::new(id, self.weight, home, workers)
@@ -281,6 +285,7 @@ impl<S: Send + 'static> Lane<S> {
     fn admit(&self) -> Result<u64, JobError> {
         let core = &self.inner.core;
         if !core.state.admit() {
+            // Relaxed: a statistic.
             core.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(JobError::Closed);
         }
@@ -309,7 +314,9 @@ impl<S: Send + 'static> Lane<S> {
         self.inner.core.state.load().is_closed()
     }
 
-    /// A future that resolves once the lane is closed and every job it accepted has ended.
+    /// A future that resolves once the lane is closed and every job it accepted has ended,
+    /// or once the runtime has shut down (after which no job of the lane will run again; a
+    /// job stuck on a worker that never stopped may still be unfinished).
     pub fn drained(&self) -> Drained {
         Drained {
             core: Arc::clone(&self.inner.core),

@@ -212,7 +212,9 @@ impl Local {
         self.now_stale.set(false);
         let ran = end_ns.saturating_sub(start);
         let weight = u64::from(lane.weight.load(Ordering::Relaxed).max(1));
-        add(&sched.vruntime, ran * u64::from(DEFAULT_WEIGHT) / weight);
+        // Saturating: a manual clock can make `ran` as large as it likes.
+        let charge = ran.saturating_mul(u64::from(DEFAULT_WEIGHT)) / weight;
+        add(&sched.vruntime, charge);
         add(&counters.run_ns, ran);
         add(&counters.turns, 1);
         add(&self.shared.counters.lane_turns, 1);
