@@ -1,0 +1,510 @@
+//! Databases: a module, an instance pool, a lane, and the lane's state.
+//!
+//! A call, in steps:
+//!
+//! 1. On the caller's thread: an exited database, or an unknown reducer, fails at once. The
+//!    call is then submitted to the database's lane, which fixes its place in the database's
+//!    order: calls see each other's writes in submission order.
+//! 2. On the database's worker, when the call's turn comes: the job holds the database's
+//!    state for its whole run. It takes an idle instance from the pool, or makes one.
+//! 3. The instance runs the reducer with the state lent to it (`instance.rs`), under the
+//!    database's fairness mode and budget.
+//! 4. If the reducer succeeded, its writes commit; otherwise they are dropped. A healthy
+//!    instance goes back to the pool.
+//! 5. The result, or a [`CallError`], reaches the caller's [`Call`] future.
+//!
+//! Exiting a database flips its `exited` flag (later calls fail with `NoSuchModule`), closes
+//! its lane (queued calls still run), and drops its idle instances; [`Database::exited`]
+//! resolves once the last queued call has ended.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use corelane_executor::{Drained, JobError, JobHandle, Lane, LaneGuard, LaneStats, block_on};
+
+use crate::error::CallError;
+use crate::fairness::Fairness;
+use crate::host::HostInner;
+use crate::instance::{Instance, WasmInstance, call_native};
+use crate::kv::{Kv, Transaction};
+use crate::module::{Module, ModuleKind, WasmModule};
+use crate::pool::Pool;
+use crate::store::CallState;
+use crate::wasi::WasiCtx;
+
+/// Options for a new database. Unset ones take the host's defaults.
+#[derive(Clone, Debug)]
+pub struct DatabaseOptions {
+    /// Its lane's weight: its share of its worker's time (default 100).
+    pub weight: u32,
+    /// Its fairness mode (default: the host's).
+    pub fairness: Option<Fairness>,
+    /// How long one call may run (default 10 s). See docs/abi.md for what counts.
+    pub budget: Duration,
+    /// In `Fuel` mode: the fuel one call may use (default 10 billion units).
+    pub fuel_limit: u64,
+    /// In `Fuel` mode: the fuel between two yields (default 1 million units).
+    pub fuel_yield_interval: u64,
+    /// The most memory one instance may have, in bytes (default 256 MiB).
+    pub memory_limit: u64,
+    /// The most elements one table may have (default 100,000).
+    pub table_limit: u64,
+    /// The most live instances (in use or idle) at once (default 4).
+    pub max_instances: usize,
+    /// The most idle instances kept for later calls (default 1).
+    pub max_idle_instances: usize,
+    /// How long an idle instance is kept (default 10 s).
+    pub idle_timeout: Duration,
+    /// The worker to place the database on, pinned (default: the one with fewest lanes).
+    pub worker: Option<usize>,
+    /// For WASI commands: a directory preopened read-only as `.` (default: none).
+    pub preopen: Option<PathBuf>,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> DatabaseOptions {
+        DatabaseOptions {
+            weight: corelane_executor::lane::DEFAULT_WEIGHT,
+            fairness: None,
+            budget: Duration::from_secs(10),
+            fuel_limit: 10_000_000_000,
+            fuel_yield_interval: 1_000_000,
+            memory_limit: 256 << 20,
+            table_limit: 100_000,
+            max_instances: 4,
+            max_idle_instances: 1,
+            idle_timeout: Duration::from_secs(10),
+            worker: None,
+            preopen: None,
+        }
+    }
+}
+
+/// Settings a call reads, resolved once per database.
+pub(crate) struct Settings {
+    pub(crate) fairness: Fairness,
+    pub(crate) budget: Duration,
+    pub(crate) budget_ticks: u64,
+    pub(crate) fuel_enabled: bool,
+    pub(crate) fuel_limit: u64,
+    pub(crate) fuel_yield_interval: u64,
+    pub(crate) memory_limit: u64,
+    pub(crate) table_limit: u64,
+    pub(crate) preopen: Option<PathBuf>,
+}
+
+/// A database: cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    name: Arc<str>,
+    module: Module,
+    lane: Lane<Kv>,
+    pool: Arc<Pool>,
+    settings: Settings,
+    exited: AtomicBool,
+    host: Weak<HostInner>,
+}
+
+/// What a WASI command run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// Its exit status: 0 when `_start` returned, else what it passed to `proc_exit`.
+    pub status: i32,
+    /// What it wrote to standard output.
+    pub stdout: Vec<u8>,
+    /// What it wrote to standard error.
+    pub stderr: Vec<u8>,
+    /// How long the run took, instantiation included.
+    pub duration: Duration,
+}
+
+/// A snapshot of a database's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseStats {
+    /// Its lane's counters.
+    pub lane: LaneStats,
+    /// Instances that exist, in use or idle.
+    pub instances_live: usize,
+    /// Idle instances in the pool.
+    pub instances_idle: usize,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("name", &self.inner.name)
+            .field("module", &self.inner.module.name())
+            .field("fairness", &self.inner.settings.fairness)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    pub(crate) fn new(
+        name: &str,
+        module: Module,
+        lane: Lane<Kv>,
+        options: &DatabaseOptions,
+        settings: Settings,
+        host: Weak<HostInner>,
+    ) -> Database {
+        let pool = Pool::new(
+            options.max_idle_instances,
+            options.max_instances.max(1),
+            options.idle_timeout,
+        );
+        Database {
+            inner: Arc::new(DbInner {
+                name: name.into(),
+                module,
+                lane,
+                pool,
+                settings,
+                exited: AtomicBool::new(false),
+                host,
+            }),
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The database's module.
+    pub fn module(&self) -> &Module {
+        &self.inner.module
+    }
+
+    /// The database's fairness mode.
+    pub fn fairness(&self) -> Fairness {
+        self.inner.settings.fairness
+    }
+
+    /// The database's lane, for its weight, placement and counters. Jobs submitted on it
+    /// directly run in order with the database's calls and may read and write its state.
+    pub fn lane(&self) -> &Lane<Kv> {
+        &self.inner.lane
+    }
+
+    /// Calls `reducer` with `args` (steps 1 to 5). The call is submitted now; the returned
+    /// future resolves to the reducer's result bytes or a [`CallError`].
+    pub fn call(&self, reducer: &str, args: impl Into<Vec<u8>>) -> Call<Vec<u8>> {
+        let db = &self.inner;
+        if db.exited.load(Ordering::Acquire) {
+            return Call::failed(db.no_such_module());
+        }
+        let args = args.into();
+        match &db.module {
+            Module::Wasm(wasm) if wasm.kind == ModuleKind::Command => {
+                if reducer != "_start" {
+                    return Call::failed(db.no_such_reducer(reducer));
+                }
+                // A command through `call`: its standard output on success, else its status.
+                let inner = Arc::clone(db);
+                let wasm = Arc::clone(wasm);
+                let job = db.lane.submit(async move {
+                    let output = inner.run_command(&wasm).await?;
+                    if output.status == 0 {
+                        Ok(output.stdout)
+                    } else {
+                        Err(CallError::Exited {
+                            status: output.status,
+                            stderr: output.stderr,
+                        })
+                    }
+                });
+                Call::job(job, db)
+            }
+            Module::Wasm(wasm) => {
+                let Some(&index) = wasm.reducer_index.get(reducer) else {
+                    return Call::failed(db.no_such_reducer(reducer));
+                };
+                let inner = Arc::clone(db);
+                let wasm = Arc::clone(wasm);
+                let job = db.lane.submit_with(move |kv| async move {
+                    inner.call_wasm(&wasm, index, &args, kv).await
+                });
+                Call::job(job, db)
+            }
+            Module::Native(native) => {
+                if native.get(reducer).is_none() {
+                    return Call::failed(db.no_such_reducer(reducer));
+                }
+                let inner = Arc::clone(db);
+                let native = Arc::clone(native);
+                let reducer = reducer.to_owned();
+                let job = db.lane.submit_with(move |kv| async move {
+                    let ended = call_native(&native, &reducer, &args, inner.call_state(kv));
+                    inner.finish(ended.result, ended.state)
+                });
+                Call::job(job, db)
+            }
+        }
+    }
+
+    /// [`Database::call`], waiting on this thread for the result. On a worker thread it
+    /// returns [`CallError::OnWorker`] instead of stalling the worker.
+    pub fn call_blocking(
+        &self,
+        reducer: &str,
+        args: impl Into<Vec<u8>>,
+    ) -> Result<Vec<u8>, CallError> {
+        let call = self.call(reducer, args);
+        block_on(call).unwrap_or_else(|corelane_executor::BlockOnError::OnWorker { worker }| {
+            Err(CallError::OnWorker { worker })
+        })
+    }
+
+    /// Runs a WASI command's `_start` once, in a fresh instance, capturing its output.
+    pub fn run(&self) -> Call<CommandOutput> {
+        let db = &self.inner;
+        if db.exited.load(Ordering::Acquire) {
+            return Call::failed(db.no_such_module());
+        }
+        let Module::Wasm(wasm) = &db.module else {
+            return Call::failed(CallError::WrongKind {
+                reason: "a native module has no `_start`".into(),
+            });
+        };
+        if wasm.kind != ModuleKind::Command {
+            return Call::failed(CallError::WrongKind {
+                reason: format!(
+                    "module {} is a reducer module, not a WASI command",
+                    wasm.name
+                ),
+            });
+        }
+        let inner = Arc::clone(db);
+        let wasm = Arc::clone(wasm);
+        let job = db
+            .lane
+            .submit(async move { inner.run_command(&wasm).await });
+        Call::job(job, db)
+    }
+
+    /// The committed value of `key`, read in order with the database's calls.
+    pub fn get(&self, key: &[u8]) -> Call<Option<Vec<u8>>> {
+        let db = &self.inner;
+        if db.exited.load(Ordering::Acquire) {
+            return Call::failed(db.no_such_module());
+        }
+        let key = key.to_vec();
+        let job = db
+            .lane
+            .submit_with(move |kv| async move { Ok(kv.get(&key).map(<[u8]>::to_vec)) });
+        Call::job(job, db)
+    }
+
+    /// Exits the database: later calls fail with `NoSuchModule`, queued calls still run, idle
+    /// instances are dropped, and the name is free for a new database.
+    pub fn exit(&self) {
+        let db = &self.inner;
+        if db.exited.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        db.lane.close();
+        db.pool.clear();
+        if let Some(host) = db.host.upgrade() {
+            host.forget_database(self);
+        }
+    }
+
+    /// Whether the database has exited.
+    pub fn is_exited(&self) -> bool {
+        self.inner.exited.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the database has exited and its last call has ended.
+    pub fn exited(&self) -> Drained {
+        self.inner.lane.drained()
+    }
+
+    /// A snapshot of the database's counters.
+    pub fn stats(&self) -> DatabaseStats {
+        let (instances_live, instances_idle) = self.inner.pool.counts();
+        DatabaseStats {
+            lane: self.inner.lane.stats(),
+            instances_live,
+            instances_idle,
+        }
+    }
+
+    pub(crate) fn pool_sweep(&self, now: Instant) -> usize {
+        self.inner.pool.sweep(now)
+    }
+
+    /// Whether `self` and `other` are handles of the same database.
+    pub(crate) fn same(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl DbInner {
+    fn no_such_module(&self) -> CallError {
+        CallError::NoSuchModule {
+            database: self.name.to_string(),
+        }
+    }
+
+    fn no_such_reducer(&self, reducer: &str) -> CallError {
+        CallError::NoSuchReducer {
+            database: self.name.to_string(),
+            reducer: reducer.to_owned(),
+        }
+    }
+
+    fn call_state(&self, kv: LaneGuard<Kv>) -> CallState {
+        CallState {
+            kv,
+            tx: Transaction::default(),
+            now_us: now_us(),
+            failure: None,
+            database: Arc::clone(&self.name),
+        }
+    }
+
+    /// Steps 2 to 4 for a Wasm reducer.
+    async fn call_wasm(
+        &self,
+        wasm: &WasmModule,
+        index: usize,
+        args: &[u8],
+        kv: LaneGuard<Kv>,
+    ) -> Result<Vec<u8>, CallError> {
+        let settings = &self.settings;
+        let mut instance = match self.pool.take() {
+            Some(Instance::Wasm(instance)) => instance,
+            _ => {
+                let lease = self.pool.lease()?;
+                let wasi = WasiCtx::new(&wasm.name);
+                Box::new(WasmInstance::new(wasm, settings, wasi, Some(lease)).await?)
+            }
+        };
+        let ended = instance
+            .call(index, args, self.call_state(kv), settings)
+            .await;
+        if ended.healthy && !self.exited.load(Ordering::Acquire) {
+            self.pool.give_back(Instance::Wasm(instance));
+        }
+        self.finish(ended.result, ended.state)
+    }
+
+    /// Step 4: commits the call's writes if it succeeded.
+    fn finish(
+        &self,
+        result: Result<Vec<u8>, CallError>,
+        state: Option<CallState>,
+    ) -> Result<Vec<u8>, CallError> {
+        if result.is_ok()
+            && let Some(CallState { mut kv, tx, .. }) = state
+        {
+            tx.commit(&mut kv);
+        }
+        result
+    }
+
+    /// Runs a WASI command in a fresh instance.
+    async fn run_command(&self, wasm: &WasmModule) -> Result<CommandOutput, CallError> {
+        let started = Instant::now();
+        let lease = self.pool.lease()?;
+        let mut wasi = WasiCtx::new(&wasm.name);
+        if let Some(dir) = &self.settings.preopen {
+            wasi.preopen_dir(dir, ".")
+                .map_err(|error| CallError::BadArguments {
+                    reason: format!("cannot preopen {}: {error}", dir.display()),
+                })?;
+        }
+        let mut instance = WasmInstance::new(wasm, &self.settings, wasi, Some(lease)).await?;
+        let (status, stdout, stderr) = instance.run_command(&self.settings).await?;
+        Ok(CommandOutput {
+            status,
+            stdout,
+            stderr,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
+}
+
+/// A call in flight: a future resolving to its result or a [`CallError`].
+///
+/// The call was submitted when it was made; dropping this future does not cancel it.
+#[must_use = "the call runs anyway; await it to see its result"]
+pub struct Call<T> {
+    state: Inner<T>,
+}
+
+enum Inner<T> {
+    Job {
+        job: JobHandle<Result<T, CallError>>,
+        database: Arc<str>,
+    },
+    Failed(Option<CallError>),
+}
+
+impl<T: Send + 'static> Call<T> {
+    fn failed(error: CallError) -> Call<T> {
+        Call {
+            state: Inner::Failed(Some(error)),
+        }
+    }
+
+    fn job(job: JobHandle<Result<T, CallError>>, db: &DbInner) -> Call<T> {
+        Call {
+            state: Inner::Job {
+                job,
+                database: Arc::clone(&db.name),
+            },
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for Call<T> {
+    type Output = Result<T, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        poll_call(&mut self.state, cx)
+    }
+}
+
+fn poll_call<T: Send + 'static>(
+    state: &mut Inner<T>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, CallError>> {
+    match state {
+        Inner::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(CallError::Cancelled))),
+        Inner::Job { job, database } => Pin::new(job).poll(cx).map(|outcome| match outcome {
+            Ok(result) => result,
+            Err(JobError::Closed) => Err(CallError::NoSuchModule {
+                database: database.to_string(),
+            }),
+            Err(JobError::Cancelled) => Err(CallError::Cancelled),
+            Err(JobError::Reentrant) => Err(CallError::Reentrant),
+            Err(JobError::Panicked(panic)) => Err(CallError::Panicked {
+                message: panic.to_string(),
+            }),
+            Err(other) => Err(CallError::Panicked {
+                message: other.to_string(),
+            }),
+        }),
+    }
+}
+
+// Calls are moved between threads and polled from anywhere; they pin nothing in place.
+impl<T> Unpin for Call<T> {}

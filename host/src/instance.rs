@@ -1,0 +1,398 @@
+//! Instances, and one call through one.
+//!
+//! [`Instance`] is a plain enum with a variant per engine. A Wasm instance owns its own
+//! Wasmtime store, configured once for its database's fairness mode (see `configure`); a
+//! native instance is the module itself. A call lends the instance the database's state for
+//! its whole run (`StoreData::call`), and the state comes back with the call's writes still
+//! apart, to commit or to drop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Store, Trap, TypedFunc, UpdateDeadline};
+
+use crate::abi::{self, GuestError};
+use crate::database::Settings;
+use crate::error::CallError;
+use crate::fairness::Fairness;
+use crate::module::WasmModule;
+use crate::native::{NativeCtx, NativeModule};
+use crate::pool::Lease;
+use crate::store::{CallState, LimitHit, StoreData, StoreLimits};
+use crate::wasi::{self, WasiCtx};
+
+/// An instance of a module, ready for calls.
+pub enum Instance {
+    /// A WebAssembly instance in its own store.
+    Wasm(Box<WasmInstance>),
+    /// A native module's reducers.
+    Native(Arc<NativeModule>),
+}
+
+/// A WebAssembly instance, its store, and its exports resolved once.
+pub struct WasmInstance {
+    store: Store<StoreData>,
+    alloc: Option<TypedFunc<i32, i32>>,
+    /// By the module's reducer index.
+    reducers: Vec<Option<TypedFunc<(i32, i32), i64>>>,
+    start: Option<TypedFunc<(), ()>>,
+    /// Counts the instance as live in its database's pool until it is dropped.
+    _lease: Option<Lease>,
+}
+
+/// How a call ended, and whether its instance may serve another call.
+pub(crate) struct Ended {
+    pub(crate) result: Result<Vec<u8>, CallError>,
+    /// The database's state, with the call's writes apart (to commit if `result` is `Ok`).
+    pub(crate) state: Option<CallState>,
+    /// No trap, interruption, fuel exhaustion or broken promise: the instance is reusable.
+    pub(crate) healthy: bool,
+}
+
+/// Configures a new store for a fairness mode, once.
+fn configure(store: &mut Store<StoreData>, settings: &Settings) -> wasmtime::Result<()> {
+    store.limiter(|data| &mut data.limits);
+    // With fuel on in the engine, every store starts empty; only Fuel mode meters it.
+    if settings.fuel_enabled {
+        store.set_fuel(u64::MAX)?;
+    }
+    match settings.fairness {
+        Fairness::Never => store.epoch_deadline_trap(),
+        Fairness::Epoch => store.epoch_deadline_callback(|mut cx| {
+            // One callback per quantum the call ran: the deadline is re-armed after each
+            // yield, relative to the epoch at resumption.
+            let data = cx.data_mut();
+            data.ticks += 1;
+            if data.ticks >= data.budget_ticks {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(1))
+        }),
+        Fairness::Fuel => {
+            store.fuel_async_yield_interval(Some(settings.fuel_yield_interval))?;
+            store.epoch_deadline_callback(|mut cx| {
+                let data = cx.data_mut();
+                data.ticks += 1;
+                if data.ticks >= data.budget_ticks {
+                    return Ok(UpdateDeadline::Interrupt);
+                }
+                Ok(UpdateDeadline::Continue(1))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Arms the budget (and the fuel) for the next entry into Wasm.
+fn arm(store: &mut Store<StoreData>, settings: &Settings) -> wasmtime::Result<()> {
+    store.data_mut().limits.hit = None;
+    match settings.fairness {
+        Fairness::Never => store.set_epoch_deadline(settings.budget_ticks),
+        Fairness::Epoch | Fairness::Fuel => {
+            let data = store.data_mut();
+            data.ticks = 0;
+            data.budget_ticks = settings.budget_ticks;
+            store.set_epoch_deadline(1);
+        }
+    }
+    if settings.fairness == Fairness::Fuel {
+        store.set_fuel(settings.fuel_limit)?;
+    }
+    Ok(())
+}
+
+/// Turns an error out of Wasm into the call's error.
+fn classify(error: wasmtime::Error, data: &StoreData, settings: &Settings) -> CallError {
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        match trap {
+            Trap::Interrupt => {
+                return CallError::Timeout {
+                    budget: settings.budget,
+                };
+            }
+            Trap::OutOfFuel => {
+                return CallError::OutOfFuel {
+                    limit: settings.fuel_limit,
+                };
+            }
+            Trap::StackOverflow => return CallError::StackOverflow,
+            _ => {}
+        }
+    }
+    match data.limits.hit {
+        Some(LimitHit::Memory) => {
+            return CallError::MemoryLimit {
+                limit: data.limits.memory_bytes,
+            };
+        }
+        Some(LimitHit::Table) => {
+            return CallError::TableLimit {
+                limit: data.limits.table_elements,
+            };
+        }
+        None => {}
+    }
+    if let Some(guest) = error.downcast_ref::<GuestError>() {
+        return match guest {
+            GuestError::BadPointer {
+                import,
+                ptr,
+                len,
+                memory,
+            } => CallError::BadPointer {
+                import,
+                ptr: *ptr,
+                len: *len,
+                memory: *memory,
+            },
+            other => CallError::Trap {
+                code: None,
+                message: other.to_string(),
+            },
+        };
+    }
+    let code = error.downcast_ref::<Trap>().copied();
+    let message = match code {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    CallError::Trap { code, message }
+}
+
+impl WasmInstance {
+    /// Instantiates `module` in a new store set up for `settings`, running its start function
+    /// under the call budget.
+    pub(crate) async fn new(
+        module: &WasmModule,
+        settings: &Settings,
+        wasi: WasiCtx,
+        lease: Option<Lease>,
+    ) -> Result<WasmInstance, CallError> {
+        let limits = StoreLimits {
+            memory_bytes: settings.memory_limit,
+            table_elements: settings.table_limit,
+            hit: None,
+        };
+        let mut store = Store::new(module.module.engine(), StoreData::new(limits, wasi));
+        let setup = configure(&mut store, settings).and_then(|()| arm(&mut store, settings));
+        setup.map_err(|error| CallError::Trap {
+            code: None,
+            message: format!("{error:#}"),
+        })?;
+
+        let instantiated = if settings.fairness.is_async() {
+            module.pre.instantiate_async(&mut store).await
+        } else {
+            module.pre.instantiate(&mut store)
+        };
+        let instance = instantiated.map_err(|error| classify(error, store.data(), settings))?;
+
+        store.data_mut().memory = instance.get_memory(&mut store, "memory");
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, "corelane_alloc")
+            .ok();
+        let reducers = module
+            .reducers
+            .iter()
+            .map(|name| {
+                instance
+                    .get_typed_func::<(i32, i32), i64>(&mut store, name)
+                    .ok()
+            })
+            .collect();
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start").ok();
+        Ok(WasmInstance {
+            store,
+            alloc,
+            reducers,
+            start,
+            _lease: lease,
+        })
+    }
+
+    /// Calls reducer `index` with `args`, with the database's state lent in `state`.
+    pub(crate) async fn call(
+        &mut self,
+        index: usize,
+        args: &[u8],
+        state: CallState,
+        settings: &Settings,
+    ) -> Ended {
+        self.store.data_mut().call = Some(state);
+        let result = self.invoke(index, args, settings).await;
+        let state = self.store.data_mut().call.take();
+        let healthy = match &result {
+            Ok(_) | Err(CallError::Failed { .. }) => true,
+            Err(_) => false,
+        };
+        Ended {
+            result,
+            state,
+            healthy,
+        }
+    }
+
+    async fn invoke(
+        &mut self,
+        index: usize,
+        args: &[u8],
+        settings: &Settings,
+    ) -> Result<Vec<u8>, CallError> {
+        let Some(Some(reducer)) = self.reducers.get(index).cloned() else {
+            return Err(CallError::BadArguments {
+                reason: format!("reducer #{index} is not exported"),
+            });
+        };
+        let store = &mut self.store;
+        arm(store, settings).map_err(|error| classify(error, store.data(), settings))?;
+
+        // Step 2 of a call (docs/abi.md): the arguments.
+        let (args_ptr, args_len) = if args.is_empty() {
+            (0, 0)
+        } else {
+            let Some(alloc) = self.alloc.clone() else {
+                return Err(CallError::BadArguments {
+                    reason: "the module takes no arguments: it does not export `corelane_alloc`"
+                        .into(),
+                });
+            };
+            let len = i32::try_from(args.len()).map_err(|_| CallError::BadArguments {
+                reason: format!(
+                    "{} bytes of arguments is more than a 32-bit memory holds",
+                    args.len()
+                ),
+            })?;
+            let ptr = if settings.fairness.is_async() {
+                alloc.call_async(&mut *store, len).await
+            } else {
+                alloc.call(&mut *store, len)
+            };
+            let ptr = ptr.map_err(|error| classify(error, store.data(), settings))?;
+            let memory = store.data().memory.ok_or_else(|| CallError::BadArguments {
+                reason: "the module does not export its memory as `memory`".into(),
+            })?;
+            let size = memory.data_size(&*store);
+            let range = abi::range("corelane_alloc", ptr, len, size).map_err(|_| CallError::BadArguments {
+                reason: format!("`corelane_alloc({len})` returned {ptr:#x}, outside the memory of {size} bytes"),
+            })?;
+            memory.data_mut(&mut *store)[range].copy_from_slice(args);
+            (ptr, len)
+        };
+
+        // Step 3: the reducer.
+        let returned = if settings.fairness.is_async() {
+            reducer.call_async(&mut *store, (args_ptr, args_len)).await
+        } else {
+            reducer.call(&mut *store, (args_ptr, args_len))
+        };
+        let returned = returned.map_err(|error| classify(error, store.data(), settings))?;
+
+        // Step 4: the result, or the failure code.
+        if returned < 0 {
+            let message = store
+                .data_mut()
+                .call
+                .as_mut()
+                .and_then(|call| call.failure.take());
+            return Err(CallError::Failed {
+                code: returned,
+                message,
+            });
+        }
+        let (ptr, len) = ((returned >> 32) as u32, returned as u32);
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let memory = store.data().memory.ok_or_else(|| CallError::BadResult {
+            reason: "the module does not export its memory as `memory`".into(),
+        })?;
+        let size = memory.data_size(&*store);
+        let range = abi::range("the result", ptr as i32, len as i32, size).map_err(|_| {
+            CallError::BadResult {
+                reason: format!(
+                    "the reducer returned {ptr:#x}+{len}, outside the memory of {size} bytes"
+                ),
+            }
+        })?;
+        Ok(memory.data(&*store)[range].to_vec())
+    }
+
+    /// Runs a WASI command's `_start` to its end, once.
+    pub(crate) async fn run_command(
+        &mut self,
+        settings: &Settings,
+    ) -> Result<(i32, Vec<u8>, Vec<u8>), CallError> {
+        let Some(start) = self.start.clone() else {
+            return Err(CallError::WrongKind {
+                reason: "the module is not a WASI command".into(),
+            });
+        };
+        let store = &mut self.store;
+        arm(store, settings).map_err(|error| classify(error, store.data(), settings))?;
+        let returned = if settings.fairness.is_async() {
+            start.call_async(&mut *store, ()).await
+        } else {
+            start.call(&mut *store, ())
+        };
+        let status = match returned {
+            Ok(()) => 0,
+            Err(error) => match wasi::exit_status(&error) {
+                Some(status) => status,
+                None => return Err(classify(error, store.data(), settings)),
+            },
+        };
+        let (stdout, stderr) = store.data_mut().wasi.take_output();
+        Ok((status, stdout, stderr))
+    }
+}
+
+/// Calls a native reducer, with the database's state lent in `state`.
+pub(crate) fn call_native(
+    module: &NativeModule,
+    reducer: &str,
+    args: &[u8],
+    mut state: CallState,
+) -> Ended {
+    let Some(reducer) = module.get(reducer) else {
+        let result = Err(CallError::NoSuchReducer {
+            database: state.database.to_string(),
+            reducer: reducer.to_owned(),
+        });
+        return Ended {
+            result,
+            state: Some(state),
+            healthy: true,
+        };
+    };
+    let result = {
+        let CallState {
+            kv,
+            tx,
+            now_us,
+            database,
+            ..
+        } = &mut state;
+        let mut cx = NativeCtx {
+            kv,
+            tx,
+            now_us: *now_us,
+            database,
+        };
+        reducer(&mut cx, args)
+    };
+    let result = result.map_err(|failure| CallError::Failed {
+        code: failure.code,
+        message: failure.message,
+    });
+    Ended {
+        result,
+        state: Some(state),
+        healthy: true,
+    }
+}
+
+/// A budget in whole quanta, at least one.
+pub(crate) fn budget_ticks(budget: Duration, quantum: Duration) -> u64 {
+    let quanta = budget.as_nanos().div_ceil(quantum.as_nanos().max(1));
+    u64::try_from(quanta).unwrap_or(u64::MAX).max(1)
+}

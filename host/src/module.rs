@@ -1,0 +1,315 @@
+//! Modules: compiled once, checked against the ABI and the host's imports, linked once.
+//!
+//! [`Module`] is a plain enum with a variant per engine: `Wasm` for WebAssembly compiled by
+//! Wasmtime, `Native` for reducers written in Rust. Creating a Wasm module validates it,
+//! compiles it, classifies it (reducer module or WASI command), checks every import against
+//! what the host offers, and prepares it for instantiation; every failure is a
+//! [`ModuleError`] naming what was wrong. Instances are made from the prepared module.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::{ExternType, FuncType, InstancePre, ValType};
+
+use crate::error::ModuleError;
+use crate::host::HostInner;
+use crate::native::NativeModule;
+use crate::store::StoreData;
+
+/// A module the host can run: WebAssembly, or reducers written in Rust.
+#[derive(Clone)]
+pub enum Module {
+    /// A WebAssembly module.
+    Wasm(Arc<WasmModule>),
+    /// Reducers written in Rust.
+    Native(Arc<NativeModule>),
+}
+
+/// What a module is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleKind {
+    /// Exports reducers (see docs/abi.md).
+    Reducers,
+    /// A WASI preview1 command: exports `_start`.
+    Command,
+}
+
+/// A compiled, checked and linked WebAssembly module.
+pub struct WasmModule {
+    pub(crate) name: String,
+    pub(crate) module: wasmtime::Module,
+    pub(crate) pre: InstancePre<StoreData>,
+    pub(crate) kind: ModuleKind,
+    /// Reducer names, in export order; an instance resolves them once, by index.
+    pub(crate) reducers: Vec<String>,
+    pub(crate) reducer_index: HashMap<String, usize>,
+    /// The initial size of its memory in bytes (defined or imported), if it has one.
+    pub(crate) initial_memory: Option<u64>,
+}
+
+impl Module {
+    /// A module of reducers written in Rust.
+    pub fn native(module: NativeModule) -> Module {
+        Module::Native(Arc::new(module))
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Module::Wasm(wasm) => &wasm.name,
+            Module::Native(native) => native.name(),
+        }
+    }
+
+    /// What the module is for.
+    pub fn kind(&self) -> ModuleKind {
+        match self {
+            Module::Wasm(wasm) => wasm.kind,
+            Module::Native(_) => ModuleKind::Reducers,
+        }
+    }
+
+    /// The reducers' names.
+    pub fn reducers(&self) -> Vec<String> {
+        match self {
+            Module::Wasm(wasm) => wasm.reducers.clone(),
+            Module::Native(native) => native.reducers().map(str::to_owned).collect(),
+        }
+    }
+
+    /// Whether the module has a reducer of this name.
+    pub fn has_reducer(&self, name: &str) -> bool {
+        match self {
+            Module::Wasm(wasm) => wasm.reducer_index.contains_key(name),
+            Module::Native(native) => native.get(name).is_some(),
+        }
+    }
+
+    /// The module's imports, as `module::name: type`, for inspection.
+    pub fn imports(&self) -> Vec<String> {
+        match self {
+            Module::Wasm(wasm) => wasm
+                .module
+                .imports()
+                .map(|import| {
+                    format!(
+                        "{}::{}: {}",
+                        import.module(),
+                        import.name(),
+                        describe(&import.ty())
+                    )
+                })
+                .collect(),
+            Module::Native(_) => Vec::new(),
+        }
+    }
+
+    /// The module's exports, as `name: type`, for inspection.
+    pub fn exports(&self) -> Vec<String> {
+        match self {
+            Module::Wasm(wasm) => wasm
+                .module
+                .exports()
+                .map(|export| format!("{}: {}", export.name(), describe(&export.ty())))
+                .collect(),
+            Module::Native(native) => native
+                .reducers()
+                .map(|name| format!("{name}: native reducer"))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.name())
+            .field("kind", &self.kind())
+            .field("reducers", &self.reducers())
+            .finish()
+    }
+}
+
+/// A readable description of an import's or export's type.
+pub(crate) fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(func) => func.to_string(),
+        ExternType::Memory(memory) => format!(
+            "memory (min {} pages{})",
+            memory.minimum(),
+            memory
+                .maximum()
+                .map(|max| format!(", max {max}"))
+                .unwrap_or_default()
+        ),
+        ExternType::Table(table) => format!("table (min {})", table.minimum()),
+        ExternType::Global(global) => format!("global {}", global.content()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Whether `func` is a reducer's type: `(i32, i32) -> i64`.
+fn is_reducer_type(func: &FuncType) -> bool {
+    let params: Vec<ValType> = func.params().collect();
+    let results: Vec<ValType> = func.results().collect();
+    matches!(params.as_slice(), [ValType::I32, ValType::I32])
+        && matches!(results.as_slice(), [ValType::I64])
+}
+
+/// Creates a Wasm module from binary WebAssembly or WAT text.
+pub(crate) fn compile(host: &HostInner, name: &str, bytes: &[u8]) -> Result<Module, ModuleError> {
+    let module_name = name.to_owned();
+    let limit = host.config.max_module_bytes;
+    if bytes.len() > limit {
+        return Err(ModuleError::TooLarge {
+            module: module_name,
+            size: bytes.len(),
+            limit,
+        });
+    }
+
+    // Text or binary: the `wat` crate passes binary through.
+    let binary = wat::parse_bytes(bytes).map_err(|error| ModuleError::InvalidBytes {
+        module: module_name.clone(),
+        message: error.to_string(),
+    })?;
+    if binary.len() > limit {
+        return Err(ModuleError::TooLarge {
+            module: module_name,
+            size: binary.len(),
+            limit,
+        });
+    }
+
+    // Invalid even with every proposal switched on: bad bytes. Valid then, but refused by the
+    // engine: a proposal this host does not support.
+    let mut validator = wasmtime::wasmparser::Validator::new_with_features(
+        wasmtime::wasmparser::WasmFeatures::all(),
+    );
+    if let Err(error) = validator.validate_all(&binary) {
+        return Err(ModuleError::InvalidBytes {
+            module: module_name,
+            message: error.to_string(),
+        });
+    }
+    let module = wasmtime::Module::new(&host.engine, &binary).map_err(|error| {
+        ModuleError::UnsupportedProposal {
+            module: module_name.clone(),
+            message: format!("{error:#}"),
+        }
+    })?;
+
+    check_imports(host, &module_name, &module)?;
+    let (kind, reducers) = classify(&module_name, &module)?;
+    let initial_memory = module
+        .imports()
+        .map(|import| import.ty())
+        .chain(module.exports().map(|export| export.ty()))
+        .find_map(|ty| {
+            ty.memory()
+                .map(|memory| memory.minimum() * memory.page_size())
+        });
+
+    let pre = host
+        .linker
+        .instantiate_pre(&module)
+        .map_err(|error| ModuleError::Link {
+            module: module_name.clone(),
+            message: format!("{error:#}"),
+        })?;
+    let reducer_index = reducers
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), i))
+        .collect();
+    Ok(Module::Wasm(Arc::new(WasmModule {
+        name: module_name,
+        module,
+        pre,
+        kind,
+        reducers,
+        reducer_index,
+        initial_memory,
+    })))
+}
+
+/// Every import must be offered by the host, with a matching type.
+fn check_imports(
+    host: &HostInner,
+    name: &str,
+    module: &wasmtime::Module,
+) -> Result<(), ModuleError> {
+    for import in module.imports() {
+        let wanted = import.ty();
+        let key = (import.module().to_owned(), import.name().to_owned());
+        let Some(offered) = host.offered.get(&key) else {
+            return Err(ModuleError::UnknownImport {
+                module: name.to_owned(),
+                import_module: key.0,
+                name: key.1,
+                wanted: describe(&wanted),
+            });
+        };
+        let matches = match (&wanted, offered) {
+            (ExternType::Func(wanted), ExternType::Func(offered)) => offered.matches(wanted),
+            _ => false,
+        };
+        if !matches {
+            return Err(ModuleError::ImportTypeMismatch {
+                module: name.to_owned(),
+                import_module: key.0,
+                name: key.1,
+                wanted: describe(&wanted),
+                offered: describe(offered),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A command exports `_start`; a reducer module exports `memory` and at least one reducer.
+fn classify(
+    name: &str,
+    module: &wasmtime::Module,
+) -> Result<(ModuleKind, Vec<String>), ModuleError> {
+    let mut reducers = Vec::new();
+    let mut has_memory = false;
+    let mut start = None;
+    for export in module.exports() {
+        match export.ty() {
+            ExternType::Memory(_) if export.name() == "memory" => has_memory = true,
+            ExternType::Func(func) if export.name() == "_start" => start = Some(func),
+            ExternType::Func(func)
+                if is_reducer_type(&func) && !export.name().starts_with("corelane_") =>
+            {
+                reducers.push(export.name().to_owned());
+            }
+            _ => {}
+        }
+    }
+    let missing = |what: &str| ModuleError::MissingExport {
+        module: name.to_owned(),
+        what: what.to_owned(),
+    };
+
+    if let Some(start) = start {
+        if start.params().len() != 0 || start.results().len() != 0 {
+            return Err(missing(
+                "`_start` of type () -> () (a WASI command's entry point)",
+            ));
+        }
+        return Ok((ModuleKind::Command, Vec::new()));
+    }
+    if reducers.is_empty() {
+        return Err(missing(
+            "a reducer, a function of type (i32, i32) -> i64 (or `_start` for a WASI command)",
+        ));
+    }
+    if !has_memory {
+        return Err(missing(
+            "`memory`, the memory that arguments and results pass through",
+        ));
+    }
+    Ok((ModuleKind::Reducers, reducers))
+}

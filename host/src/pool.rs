@@ -1,0 +1,120 @@
+//! A database's instance pool.
+//!
+//! A call takes the most recently used idle instance, or creates one on the database's
+//! worker, inside the call's job. Because a database's calls run one at a time, the pool
+//! rarely needs more than one instance; creating on the worker keeps it that way, where
+//! creating on the callers' threads would make one instance per concurrent caller (see
+//! docs/architecture.md for the measurements behind this choice).
+//!
+//! After a call, an instance goes back only if it is healthy: no trap, no interruption, no
+//! fuel exhaustion, and its call was not cancelled half-way (a cancelled call drops its
+//! instance with it). The pool keeps at most `max_idle` idle instances, and the host's ticker
+//! drops those idle longer than `idle_timeout`: each live store that has made an async call
+//! holds several memory mappings, and the kernel allows about 65,530 per process.
+//!
+//! Every Wasm instance holds a [`Lease`] that counts it as live until it is dropped, wherever
+//! that happens, so that `max_live` bounds instances in use and idle together.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::error::CallError;
+use crate::instance::Instance;
+
+pub(crate) struct Pool {
+    inner: Mutex<PoolInner>,
+    max_idle: usize,
+    max_live: usize,
+    idle_timeout: Duration,
+}
+
+struct PoolInner {
+    /// Idle instances with the time they came back, most recent last.
+    idle: Vec<(Instance, Instant)>,
+    /// Instances that exist: idle, in use, or on their way to being dropped.
+    live: usize,
+}
+
+/// Counts one instance as live while it exists.
+pub(crate) struct Lease(Arc<Pool>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut inner = self.0.inner.lock();
+        inner.live = inner.live.saturating_sub(1);
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(max_idle: usize, max_live: usize, idle_timeout: Duration) -> Arc<Pool> {
+        Arc::new(Pool {
+            inner: Mutex::new(PoolInner {
+                idle: Vec::new(),
+                live: 0,
+            }),
+            max_idle,
+            max_live,
+            idle_timeout,
+        })
+    }
+
+    /// The most recently used idle instance, if any.
+    pub(crate) fn take(&self) -> Option<Instance> {
+        self.inner.lock().idle.pop().map(|(instance, _)| instance)
+    }
+
+    /// Counts a new instance as live, if the limit allows.
+    pub(crate) fn lease(self: &Arc<Self>) -> Result<Lease, CallError> {
+        let mut inner = self.inner.lock();
+        if inner.live >= self.max_live {
+            return Err(CallError::InstanceLimit {
+                limit: self.max_live,
+            });
+        }
+        inner.live += 1;
+        Ok(Lease(Arc::clone(self)))
+    }
+
+    /// Takes back a healthy instance, or drops it if the pool is full.
+    pub(crate) fn give_back(&self, instance: Instance) {
+        let rejected = {
+            let mut inner = self.inner.lock();
+            if inner.idle.len() < self.max_idle {
+                inner.idle.push((instance, Instant::now()));
+                None
+            } else {
+                Some(instance)
+            }
+        };
+        // Dropped outside the lock: its lease takes the lock again.
+        drop(rejected);
+    }
+
+    /// Drops instances idle since before `now - idle_timeout`; returns how many.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let stale: Vec<(Instance, Instant)> = {
+            let mut inner = self.inner.lock();
+            let keep = inner
+                .idle
+                .iter()
+                .position(|(_, since)| now.duration_since(*since) < self.idle_timeout);
+            let keep = keep.unwrap_or(inner.idle.len());
+            inner.idle.drain(..keep).collect()
+        };
+        stale.len()
+    }
+
+    /// Drops every idle instance.
+    pub(crate) fn clear(&self) {
+        let idle = std::mem::take(&mut self.inner.lock().idle);
+        drop(idle);
+    }
+
+    /// Live instances (in use or idle) and idle ones.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.live, inner.idle.len())
+    }
+}

@@ -1,0 +1,128 @@
+;; trap: reducers that trap, one per kind of trap.
+;;
+;; Reducers (integers are little-endian):
+;;
+;;   unreachable  args: ignored
+;;                executes `unreachable`
+;;   divide       args: u32 divisor, or nothing for 0
+;;                result: 1000000 / divisor, u32 (4 bytes). With a zero divisor it traps
+;;                (integer division by zero). The divisor is read from the arguments at
+;;                run time (the empty arguments' length stands for 0), so the compiler
+;;                cannot fold the division away.
+;;   oob          args: ignored
+;;                loads 4 bytes at the first address past the end of the memory, and
+;;                traps (out-of-bounds memory access)
+;;
+;; Failure codes (with a message through `fail`):
+;;
+;;   -3  malformed arguments: divide takes 4 bytes or none
+(module
+  (import "corelane" "fail" (func $host_fail (param i32 i32)))
+
+  (memory (export "memory") 1)
+
+  ;; Constant data: the failure message.
+  (data (i32.const 16) "trap.divide: the arguments must be a u32 divisor (4 bytes) or empty")
+
+  ;; ---- The heap: a bump allocator, the same in every sample ----
+  ;;
+  ;; Memory layout: [0, 1024) is kept for constant data (the data segments above, if any),
+  ;; and the heap is [$heap_base = 1024, end of memory); the memory grows when the heap needs
+  ;; more.
+  ;;
+  ;; 1. corelane_alloc(len) starts a fresh heap at $heap_base and returns the arguments'
+  ;;    buffer from it. The host calls it at most once per call, before the reducer.
+  ;; 2. Every reducer first calls $reset_heap, which moves the heap to just past its
+  ;;    arguments (to $heap_base when there are none): nothing of an earlier call is kept,
+  ;;    and the arguments are never handed out again.
+  ;; 3. $alloc hands out 8-aligned blocks at or above $heap_base, so the heap never overlaps
+  ;;    the constant data. It traps rather than reach 2 GiB, so every result pointer is below
+  ;;    2^31 and a packed success result is never negative.
+
+  (global $heap_base i32 (i32.const 1024))
+  (global $heap_next (mut i32) (i32.const 1024))
+
+  (func (export "corelane_alloc") (param $len i32) (result i32)
+    ;; Step 1: a call begins.
+    (global.set $heap_next (global.get $heap_base))
+    (call $alloc (local.get $len)))
+
+  (func $reset_heap (param $args_ptr i32) (param $args_len i32)
+    (local $args_end i32)
+    ;; Step 2: with no arguments, args_ptr and args_len are 0 and the heap restarts at its base.
+    (local.set $args_end (i32.add (local.get $args_ptr) (local.get $args_len)))
+    (global.set $heap_next
+      (select
+        (local.get $args_end)
+        (global.get $heap_base)
+        (i32.gt_u (local.get $args_end) (global.get $heap_base)))))
+
+  (func $alloc (param $len i32) (result i32)
+    (local $start i64)
+    (local $end i64)
+    ;; Step 3, in i64 so that nothing wraps.
+    (local.set $start
+      (i64.and
+        (i64.add (i64.extend_i32_u (global.get $heap_next)) (i64.const 7))
+        (i64.const -8)))
+    (local.set $end (i64.add (local.get $start) (i64.extend_i32_u (local.get $len))))
+    (call $ensure_memory (local.get $end))
+    (global.set $heap_next (i32.wrap_i64 (local.get $end)))
+    (i32.wrap_i64 (local.get $start)))
+
+  ;; Grows the memory to cover [0, end), or traps when it cannot (see step 3).
+  (func $ensure_memory (param $end i64)
+    (local $size i64)
+    (if (i64.ge_u (local.get $end) (i64.const 0x8000_0000))
+      (then unreachable))
+    (local.set $size (i64.shl (i64.extend_i32_u (memory.size)) (i64.const 16)))
+    (if (i64.gt_u (local.get $end) (local.get $size))
+      (then
+        ;; The missing bytes, rounded up to whole 64 KiB pages.
+        (if (i32.eq
+              (memory.grow
+                (i32.wrap_i64
+                  (i64.shr_u
+                    (i64.add (i64.sub (local.get $end) (local.get $size)) (i64.const 0xffff))
+                    (i64.const 16))))
+              (i32.const -1))
+          (then unreachable)))))
+
+  ;; A success result: the pointer in the high 32 bits, the length in the low 32 bits.
+  (func $pack (param $ptr i32) (param $len i32) (result i64)
+    (i64.or
+      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+      (i64.extend_i32_u (local.get $len))))
+
+  (func (export "unreachable") (param $args_ptr i32) (param $args_len i32) (result i64)
+    (call $reset_heap (local.get $args_ptr) (local.get $args_len))
+    unreachable)
+
+  (func (export "divide") (param $args_ptr i32) (param $args_len i32) (result i64)
+    (local $divisor i32)
+    (local $out i32)
+    (call $reset_heap (local.get $args_ptr) (local.get $args_len))
+    (if (i32.eq (local.get $args_len) (i32.const 4))
+      (then (local.set $divisor (i32.load (local.get $args_ptr))))
+      (else
+        (if (i32.ne (local.get $args_len) (i32.const 0))
+          (then
+            (call $host_fail (i32.const 16) (i32.const 67))
+            (return (i64.const -3))))
+        ;; args_len, 0 here, rather than a constant 0.
+        (local.set $divisor (local.get $args_len))))
+
+    (local.set $out (call $alloc (i32.const 4)))
+    (i32.store (local.get $out) (i32.div_u (i32.const 1000000) (local.get $divisor)))
+    (call $pack (local.get $out) (i32.const 4)))
+
+  (func (export "oob") (param $args_ptr i32) (param $args_len i32) (result i64)
+    (local $out i32)
+    (call $reset_heap (local.get $args_ptr) (local.get $args_len))
+    (local.set $out (call $alloc (i32.const 4)))
+    ;; The loaded value goes into the result, so that the load cannot be optimised away.
+    (i32.store
+      (local.get $out)
+      (i32.load (i32.shl (memory.size) (i32.const 16))))
+    (call $pack (local.get $out) (i32.const 4)))
+)
