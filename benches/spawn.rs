@@ -10,7 +10,7 @@
 //! - `lane/from_other_thread`: a thread outside the runtime submits an empty job to a lane and
 //!   blocks until it has its result.
 //!
-//! Comparisons with other runtimes live in the `compare` benchmark.
+//! Side-by-side comparisons with other runtimes are the job of the benchmarks issue.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -649,3 +649,29 @@ fn an_aborted_call_leaves_nothing_and_reports_cancelled() {
         "the interrupted instance was dropped"
     );
 }
+
+#[test]
+fn a_table_that_grows_past_its_limit_is_a_typed_error() {
+    let host = host(1);
+    let module = host
+        .compile(
+            "table-bomb",
+            br#"(module (memory (export "memory") 1) (table $t 1 funcref)
+                (func (export "grow") (param i32 i32) (result i64)
+                  (if (i32.eq (table.grow $t (ref.null func) (i32.const 1000000)) (i32.const -1))
+                    (then unreachable))
+                  (i64.const 0)))"#,
+        )
+        .unwrap();
+    let options = DatabaseOptions {
+        table_limit: 10_000,
+        ..DatabaseOptions::default()
+    };
+    let db = host
+        .create_database("table-bomb", &module, options)
+        .unwrap();
+    assert_eq!(
+        db.call_blocking("grow", []).unwrap_err(),
+        CallError::TableLimit { limit: 10_000 }
+    );
+}
