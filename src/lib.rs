@@ -13,6 +13,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod report;
+pub mod run;
+pub mod scenario;
+
 pub use corelane_executor as executor;
 pub use corelane_host as host;
 pub use corelane_modules as modules;

@@ -128,6 +128,25 @@ pub struct CommandOutput {
     pub duration: Duration,
 }
 
+/// How long a call waited for its turn and then took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// From submission until the call's job started on the database's worker.
+    pub waited: Duration,
+    /// From the job's start until its end, suspensions included (in Epoch mode a call that
+    /// yields stays started while other databases run).
+    pub ran: Duration,
+}
+
+/// A call's result with its timing; see [`Database::call_timed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timed {
+    /// The reducer's result or error.
+    pub result: Result<Vec<u8>, CallError>,
+    /// How long the call waited and ran.
+    pub timing: Timing,
+}
+
 /// A snapshot of a database's counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatabaseStats {
@@ -200,29 +219,54 @@ impl Database {
     /// Calls `reducer` with `args` (steps 1 to 5). The call is submitted now; the returned
     /// future resolves to the reducer's result bytes or a [`CallError`].
     pub fn call(&self, reducer: &str, args: impl Into<Vec<u8>>) -> Call<Vec<u8>> {
+        self.submit_reducer(reducer, args.into(), |result, _| result)
+    }
+
+    /// [`Database::call`], with how long the call waited and ran. A call that fails after it
+    /// started still resolves to `Ok(Timed)`, its error in `Timed::result`; only a call that
+    /// never ran (an exited database, an unknown reducer, a cancellation) resolves to `Err`.
+    pub fn call_timed(&self, reducer: &str, args: impl Into<Vec<u8>>) -> Call<Timed> {
+        self.submit_reducer(reducer, args.into(), |result, timing| {
+            Ok(Timed { result, timing })
+        })
+    }
+
+    /// Step 1: checks, then submits a call whose outcome `finish` turns into the caller's.
+    fn submit_reducer<T, F>(&self, reducer: &str, args: Vec<u8>, finish: F) -> Call<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Result<Vec<u8>, CallError>, Timing) -> Result<T, CallError> + Send + 'static,
+    {
         let db = &self.inner;
         if db.exited.load(Ordering::Acquire) {
             return Call::failed(db.no_such_module());
         }
-        let args = args.into();
+        let submitted = Instant::now();
+        let timing = move |started: Instant| Timing {
+            waited: started.duration_since(submitted),
+            ran: started.elapsed(),
+        };
+        let inner = Arc::clone(db);
         match &db.module {
             Module::Wasm(wasm) if wasm.kind == ModuleKind::Command => {
                 if reducer != "_start" {
                     return Call::failed(db.no_such_reducer(reducer));
                 }
                 // A command through `call`: its standard output on success, else its status.
-                let inner = Arc::clone(db);
                 let wasm = Arc::clone(wasm);
                 let job = db.lane.submit(async move {
-                    let output = inner.run_command(&wasm).await?;
-                    if output.status == 0 {
-                        Ok(output.stdout)
-                    } else {
-                        Err(CallError::Exited {
-                            status: output.status,
-                            stderr: output.stderr,
-                        })
-                    }
+                    let started = Instant::now();
+                    let result = inner.run_command(&wasm).await.and_then(|output| {
+                        if output.status == 0 {
+                            Ok(output.stdout)
+                        } else {
+                            Err(CallError::Exited {
+                                status: output.status,
+                                stderr: output.stderr,
+                            })
+                        }
+                    });
+                    finish(result, timing(started))
                 });
                 Call::job(job, db)
             }
@@ -230,10 +274,11 @@ impl Database {
                 let Some(&index) = wasm.reducer_index.get(reducer) else {
                     return Call::failed(db.no_such_reducer(reducer));
                 };
-                let inner = Arc::clone(db);
                 let wasm = Arc::clone(wasm);
                 let job = db.lane.submit_with(move |kv| async move {
-                    inner.call_wasm(&wasm, index, &args, kv).await
+                    let started = Instant::now();
+                    let result = inner.call_wasm(&wasm, index, &args, kv).await;
+                    finish(result, timing(started))
                 });
                 Call::job(job, db)
             }
@@ -241,12 +286,13 @@ impl Database {
                 if native.get(reducer).is_none() {
                     return Call::failed(db.no_such_reducer(reducer));
                 }
-                let inner = Arc::clone(db);
                 let native = Arc::clone(native);
                 let reducer = reducer.to_owned();
                 let job = db.lane.submit_with(move |kv| async move {
+                    let started = Instant::now();
                     let ended = call_native(&native, &reducer, &args, inner.call_state(kv));
-                    inner.finish(ended.result, ended.state)
+                    let result = inner.finish(ended.result, ended.state);
+                    finish(result, timing(started))
                 });
                 Call::job(job, db)
             }

@@ -47,7 +47,7 @@ mod store;
 mod ticker;
 pub mod wasi;
 
-pub use database::{Call, CommandOutput, Database, DatabaseOptions, DatabaseStats};
+pub use database::{Call, CommandOutput, Database, DatabaseOptions, DatabaseStats, Timed, Timing};
 pub use error::{CallError, HostError, ModuleError, TrapCode};
 pub use fairness::{Fairness, UnknownFairness};
 pub use host::{Host, HostBuilder, MIN_QUANTUM};

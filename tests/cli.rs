@@ -1,0 +1,289 @@
+//! The `corelane` command, end to end: short runs of the shipped scenarios, bad scenario
+//! files, and the other commands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn corelane() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_corelane"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared real modules, or `None` (with the reason printed) when absent outside CI.
+fn realwasm() -> Option<PathBuf> {
+    let dir = repo().join("../shared/realwasm");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but {} is missing",
+        dir.display()
+    );
+    eprintln!("skipped: {} is absent", dir.display());
+    None
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("corelane-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Checks one report object against the promises of docs/scenarios.md.
+fn check_report(report: &Value, workers: u64) {
+    let submitted = report["submitted"].as_u64().unwrap();
+    let groups = report["groups"].as_array().unwrap();
+    let accounted: u64 = groups
+        .iter()
+        .map(|g| g["jobs_ok"].as_u64().unwrap() + g["jobs_failed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        submitted, accounted,
+        "every submitted call is ok or failed: {report}"
+    );
+    assert!(submitted > 0, "{report}");
+    let mut share = 0.0;
+    for group in groups {
+        let latency = &group["latency_us"];
+        let (p50, p99, p999, max) = (
+            latency["p50"].as_u64().unwrap(),
+            latency["p99"].as_u64().unwrap(),
+            latency["p999"].as_u64().unwrap(),
+            latency["max"].as_u64().unwrap(),
+        );
+        assert!(p50 <= p99 && p99 <= p999 && p999 <= max, "{group}");
+        assert!(
+            group["wait_us"]["p50"].as_u64().unwrap() <= group["wait_us"]["p99"].as_u64().unwrap()
+        );
+        share += group["cpu_share"].as_f64().unwrap();
+    }
+    assert!(
+        share <= 1.0 + 1e-6,
+        "CPU shares sum to at most one per worker: {share}"
+    );
+    assert_eq!(report["workers"].as_u64().unwrap(), workers);
+    assert_eq!(
+        report["worker_busy"].as_array().unwrap().len() as u64,
+        workers
+    );
+    let jain = report["jain_index"].as_f64().unwrap();
+    assert!(jain > 0.0 && jain <= 1.0 + 1e-9);
+}
+
+fn check_svg(path: &Path) {
+    let svg = std::fs::read_to_string(path).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{}",
+        &svg[..svg.len().min(200)]
+    );
+}
+
+#[test]
+fn the_default_scenario_runs_both_modes_and_reports_them() {
+    let out = scratch("default");
+    let output = corelane()
+        .args(["run", "--duration", "2", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("light") && stdout.contains("heavy"),
+        "{}",
+        text(&output)
+    );
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let runs = report
+        .as_array()
+        .expect("two modes give an array of two reports");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["fairness"], "epoch");
+    assert_eq!(runs[1]["fairness"], "never");
+    let workers = runs[0]["workers"].as_u64().unwrap();
+    for run in runs {
+        check_report(run, workers);
+    }
+    check_svg(&out.join("latency.svg"));
+}
+
+#[test]
+fn the_sightglass_scenario_runs_real_programs() {
+    if realwasm().is_none() {
+        return;
+    }
+    let out = scratch("sightglass");
+    let output = corelane()
+        .args(["run"])
+        .arg(repo().join("scenarios/sightglass.toml"))
+        .args(["--duration", "3", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let workers = report["workers"].as_u64().unwrap();
+    check_report(&report, workers);
+    check_svg(&out.join("latency.svg"));
+}
+
+/// Runs `corelane run` on a scenario text and returns its error output.
+fn run_bad(name: &str, scenario: &str) -> String {
+    let dir = scratch(name);
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, scenario).unwrap();
+    let output = corelane()
+        .args(["run", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a bad scenario must fail: {}",
+        text(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        stderr.contains("bad.toml"),
+        "the message names the file: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn bad_scenario_files_fail_with_messages_naming_file_and_key() {
+    let unknown_key = run_bad(
+        "unknown-key",
+        "duration_s = 1\n[[group]]\nname = \"a\"\nmodule = \"counter\"\nreducer = \"increment\"\nload = { rate_per_s = 1.0 }\nrat = 3\n",
+    );
+    assert!(unknown_key.contains("rat"), "{unknown_key}");
+
+    let missing_module = run_bad(
+        "missing-module",
+        "duration_s = 1\n[[group]]\nname = \"a\"\nmodule = \"nothere/x.wasm\"\nreducer = \"r\"\nload = { in_flight = 1 }\n",
+    );
+    assert!(
+        missing_module.contains("module") && missing_module.contains("x.wasm"),
+        "{missing_module}"
+    );
+
+    let unknown_reducer = run_bad(
+        "unknown-reducer",
+        "duration_s = 1\n[[group]]\nname = \"a\"\nmodule = \"counter\"\nreducer = \"nope\"\nload = { in_flight = 1 }\n",
+    );
+    assert!(
+        unknown_reducer.contains("group[0].reducer") && unknown_reducer.contains("nope"),
+        "{unknown_reducer}"
+    );
+}
+
+#[test]
+fn wasi_prints_the_programs_expected_output() {
+    let Some(dir) = realwasm() else { return };
+    let shootout = dir.join("sightglass/shootout");
+    for name in ["shootout-gimli", "shootout-sieve", "shootout-ackermann"] {
+        let output = corelane()
+            .arg("wasi")
+            .arg(shootout.join(format!("{name}.wasm")))
+            .arg("--dir")
+            .arg(&shootout)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {}", text(&output));
+        let expected =
+            std::fs::read(shootout.join(format!("{name}.stdout.expected"))).unwrap_or_default();
+        assert_eq!(output.stdout, expected, "{name}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("exit status 0"),
+            "{}",
+            text(&output)
+        );
+    }
+}
+
+#[test]
+fn call_and_inspect_work_on_samples_and_report_typed_errors() {
+    let output = corelane()
+        .args(["call", "counter", "increment"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("u64 1"),
+        "{}",
+        text(&output)
+    );
+
+    let output = corelane()
+        .args(["call", "trap", "divide", "--hex", "00000000"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Trap"),
+        "{}",
+        text(&output)
+    );
+
+    let output = corelane().args(["inspect", "bank"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("reducer module") && stdout.contains("corelane::get"),
+        "{stdout}"
+    );
+
+    let output = corelane()
+        .args(["inspect", "no-such-sample"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[test]
+fn every_command_explains_its_flags() {
+    for command in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["call", "--help"],
+        vec!["wasi", "--help"],
+        vec!["inspect", "--help"],
+    ] {
+        let output = corelane().args(&command).output().unwrap();
+        assert!(output.status.success(), "{command:?}: {}", text(&output));
+        assert!(!output.stdout.is_empty());
+    }
+    let output = corelane().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--duration",
+        "--out",
+        "--fairness",
+        "--quantum",
+        "--workers",
+        "--no-pin",
+        "--seed",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from: {help}");
+    }
+}
