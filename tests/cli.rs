@@ -73,8 +73,10 @@ fn check_report(report: &Value, workers: u64) {
         );
         share += group["cpu_share"].as_f64().unwrap();
     }
+    // The lanes' counters are read one after another, microseconds apart, while the window's
+    // ends are single instants: allow a hair of skew.
     assert!(
-        share <= 1.0 + 1e-6,
+        share <= 1.0 + 1e-3,
         "CPU shares sum to at most one per worker: {share}"
     );
     assert_eq!(report["workers"].as_u64().unwrap(), workers);

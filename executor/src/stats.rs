@@ -85,7 +85,7 @@ pub struct LaneStats {
     pub cancelled: u64,
     /// Jobs accepted and not yet started.
     pub queued: u64,
-    /// Time the lane's turns took.
+    /// Time the lane's turns took, the turn in progress included.
     pub run_time: Duration,
     /// Total time jobs waited between submission and start.
     pub wait_time: Duration,
@@ -109,8 +109,14 @@ impl LaneStats {
         self.panicked + self.cancelled
     }
 
-    pub(crate) fn of(lane: &LaneCore) -> LaneStats {
+    pub(crate) fn of(lane: &LaneCore, now_ns: u64) -> LaneStats {
         let counters = &lane.counters;
+        let started = counters.turn_started_ns.load(Ordering::Relaxed);
+        let current = if started == u64::MAX {
+            0
+        } else {
+            now_ns.saturating_sub(started)
+        };
         let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         let refused = load(&counters.refused);
         let submitted = lane.state.load().submissions().saturating_sub(refused);
@@ -124,7 +130,7 @@ impl LaneStats {
             panicked: load(&counters.panicked),
             cancelled: load(&counters.cancelled),
             queued: submitted.saturating_sub(load(&lane.sched.started)),
-            run_time: nanos(load(&counters.run_ns)),
+            run_time: nanos(load(&counters.run_ns).saturating_add(current)),
             wait_time: nanos(load(&counters.wait_ns)),
             max_wait: nanos(load(&counters.max_wait_ns)),
             turns: load(&counters.turns),

@@ -73,6 +73,8 @@ pub(crate) struct LaneCounters {
     pub(crate) panicked: AtomicU64,
     pub(crate) cancelled: AtomicU64,
     pub(crate) run_ns: AtomicU64,
+    /// When the turn in progress began, on the runtime's clock; `u64::MAX` between turns.
+    pub(crate) turn_started_ns: AtomicU64,
     pub(crate) wait_ns: AtomicU64,
     pub(crate) max_wait_ns: AtomicU64,
     pub(crate) turns: AtomicU64,
@@ -161,7 +163,10 @@ impl LaneCore {
             },
             job_waker: Mutex::new(None),
             accepted_at_close: AtomicU64::new(u64::MAX),
-            counters: LaneCounters::default(),
+            counters: LaneCounters {
+                turn_started_ns: AtomicU64::new(u64::MAX),
+                ..LaneCounters::default()
+            },
             drain: Drain::default(),
         }
     }

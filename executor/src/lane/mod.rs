@@ -341,7 +341,7 @@ impl<S: Send + 'static> Lane<S> {
 
     /// A snapshot of the lane's counters.
     pub fn stats(&self) -> LaneStats {
-        LaneStats::of(&self.inner.core)
+        LaneStats::of(&self.inner.core, self.inner.runtime.config.clock.now_ns())
     }
 }
 

@@ -144,6 +144,8 @@ impl Local {
         let aborted = lane.state.load().is_aborted();
         let sched = &lane.sched;
         let counters = &lane.counters;
+        // Relaxed: read by stats, which count the turn in progress too.
+        counters.turn_started_ns.store(start, Ordering::Relaxed);
 
         let mut jobs = 0u32;
         let mut now = start;
@@ -216,6 +218,7 @@ impl Local {
         let charge = ran.saturating_mul(u64::from(DEFAULT_WEIGHT)) / weight;
         add(&sched.vruntime, charge);
         add(&counters.run_ns, ran);
+        counters.turn_started_ns.store(u64::MAX, Ordering::Relaxed);
         add(&counters.turns, 1);
         add(&self.shared.counters.lane_turns, 1);
         matches!(end, TurnEnd::Budget) && !lane.queue.is_empty()
