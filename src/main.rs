@@ -13,7 +13,7 @@ use corelane::report;
 use corelane::run::{self, Progress, RunOptions};
 use corelane::scenario::{ModuleSource, Overrides, Scenario};
 use corelane_executor::Runtime;
-use corelane_host::{DatabaseOptions, Fairness, Host, Module, ModuleKind};
+use corelane_host::{DatabaseOptions, Fairness, Host, ImportLink, ModuleKind};
 
 /// corelane hosts many tenant databases on one machine and runs their WebAssembly reducers as
 /// jobs on a thread-per-core runtime.
@@ -42,7 +42,7 @@ struct RunArgs {
     /// The scenario file (TOML; see docs/scenarios.md). Default: the embedded default.
     scenario: Option<PathBuf>,
     /// Measured seconds per fairness mode, replacing the scenario's `duration_s`.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Where to write report.json and latency.svg. Default: target/corelane/<scenario>-<time>.
     #[arg(long, value_name = "DIR")]
@@ -50,14 +50,14 @@ struct RunArgs {
     /// Run only this fairness mode (never, epoch or fuel), replacing the scenario's list.
     #[arg(long, value_name = "MODE")]
     fairness: Option<Fairness>,
-    /// The epoch quantum in microseconds (at least 100), replacing `quantum_us`.
+    /// The epoch quantum in microseconds (100 to 1000000), replacing `quantum_us`.
     #[arg(long, value_name = "MICROSECONDS")]
     quantum: Option<u64>,
-    /// How many workers, replacing `workers` (default: one per allowed CPU).
-    #[arg(long, value_name = "N")]
-    workers: Option<usize>,
+    /// How many workers (1 to 1024), replacing `workers` (default: one per allowed CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// Pin workers to their CPUs (the default).
-    #[arg(long, overrides_with = "no_pin")]
+    #[arg(long, conflicts_with = "no_pin")]
     pin: bool,
     /// Do not pin workers to CPUs.
     #[arg(long = "no-pin")]
@@ -87,8 +87,8 @@ struct CallArgs {
     /// The fairness mode of the database (never, epoch or fuel).
     #[arg(long, value_name = "MODE", default_value = "epoch")]
     fairness: Fairness,
-    /// The call's budget in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    /// The call's budget in milliseconds (at least 1).
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     budget_ms: u64,
 }
 
@@ -99,8 +99,8 @@ struct WasiArgs {
     /// A directory to preopen read-only as `.` for the program's input files.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The run's budget in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 600_000)]
+    /// The run's budget in milliseconds (at least 1).
+    #[arg(long, value_name = "MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..))]
     budget_ms: u64,
 }
 
@@ -110,7 +110,7 @@ struct InspectArgs {
     #[arg(required_unless_present = "samples")]
     module: Option<String>,
     /// List the built-in samples instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "module")]
     samples: bool,
 }
 
@@ -131,33 +131,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status after a run cut short by Ctrl-C (128 + SIGINT), once its report is written.
+const INTERRUPTED: u8 = 130;
+
 /// `corelane run`.
 fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
+    // Everything that can be wrong is checked before anything runs.
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::load(path).map_err(|error| error.to_string())?,
         None => Scenario::embedded_default(),
     };
     let duration = match args.duration {
-        Some(seconds) if !(seconds.is_finite() && seconds > 0.0) => {
-            return Err(format!(
-                "--duration {seconds}: must be a number of seconds above zero"
-            ));
-        }
-        Some(seconds) => Some(Duration::from_secs_f64(seconds)),
         None => None,
+        Some(seconds) => match Duration::try_from_secs_f64(seconds) {
+            Ok(duration) if seconds > 0.0 && duration <= Duration::from_secs(86_400) => {
+                Some(duration)
+            }
+            _ => {
+                return Err(format!(
+                    "--duration {seconds}: must be more than 0 and at most 86400 seconds"
+                ));
+            }
+        },
     };
     if let Some(quantum) = args.quantum
-        && quantum < 100
+        && !(100..=1_000_000).contains(&quantum)
     {
         return Err(format!(
-            "--quantum {quantum}: the quantum must be at least 100 microseconds"
+            "--quantum {quantum}: must be from 100 to 1000000 microseconds"
         ));
     }
     scenario.apply(&Overrides {
         duration,
         fairness: args.fairness,
         quantum: args.quantum.map(Duration::from_micros),
-        workers: args.workers,
+        workers: args.workers.map(usize::from),
         pin: if args.no_pin {
             Some(false)
         } else if args.pin {
@@ -167,6 +175,18 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
         },
         seed: args.seed,
     });
+    let out = match args.out {
+        Some(out) if out.exists() && !out.is_dir() => {
+            return Err(format!(
+                "--out {}: exists and is not a directory",
+                out.display()
+            ));
+        }
+        Some(out) => out,
+        None => default_out_dir(&scenario.name),
+    };
+    std::fs::create_dir_all(&out)
+        .map_err(|error| format!("--out {}: cannot create it: {error}", out.display()))?;
 
     // Ctrl-C ends the measured window early; the report still covers what ran. A second
     // Ctrl-C exits at once.
@@ -174,7 +194,7 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
     let stopping = Arc::clone(&stop);
     let _ = ctrlc::set_handler(move || {
         if stopping.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(i32::from(INTERRUPTED));
         }
         eprintln!("\nstopping: finishing the calls in flight, then writing the report");
     });
@@ -183,26 +203,43 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
     } else {
         Progress::detect()
     };
-    let runs =
+    let outcome =
         run::run(&scenario, &RunOptions { progress, stop }).map_err(|error| error.to_string())?;
 
-    let mut stdout = std::io::stdout().lock();
-    report::print_table(&runs, &mut stdout)
-        .map_err(|error| format!("cannot print the report: {error}"))?;
-    let out = args.out.unwrap_or_else(|| default_out_dir(&scenario.name));
-    let (json, svg) = report::write_outputs(&out, &runs)
+    let several_modes = scenario.settings.fairness.len() > 1;
+    let (json, svg) = report::write_outputs_shaped(&out, &outcome.runs, several_modes)
         .map_err(|error| format!("cannot write the report to {}: {error}", out.display()))?;
-    writeln!(
-        stdout,
-        "\nreport: {}\nlatency: {}",
-        json.display(),
-        svg.display()
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(ExitCode::SUCCESS)
+    let mut printed = Vec::new();
+    report::print_table(&outcome.runs, &mut printed).map_err(|error| error.to_string())?;
+    for warning in &outcome.warnings {
+        printed.extend_from_slice(format!("\nwarning: {warning}").as_bytes());
+    }
+    if outcome.interrupted {
+        printed.extend_from_slice(b"\ninterrupted: the report covers what ran before Ctrl-C");
+    }
+    printed.extend_from_slice(
+        format!(
+            "\n\nreport: {}\nlatency: {}\n",
+            json.display(),
+            svg.display()
+        )
+        .as_bytes(),
+    );
+    print_out(&printed);
+    Ok(if outcome.interrupted {
+        ExitCode::from(INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-/// `target/corelane/<scenario>-<UTC date and time>`.
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn print_out(bytes: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+}
+
+/// `target/corelane/<scenario>-<UTC date and time>`, with `-2`, `-3`... if that is taken.
 fn default_out_dir(scenario: &str) -> PathBuf {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -278,12 +315,15 @@ fn call(args: CallArgs) -> Result<ExitCode, String> {
     let took = started.elapsed();
     match result {
         Ok(bytes) => {
-            println!("ok: {}", describe_bytes(&bytes));
+            print_out(format!("ok: {}\n", describe_bytes(&bytes)).as_bytes());
             eprintln!("took {}", human(took));
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
             eprintln!("{}: {error}", run::kind(&error));
+            if let corelane_host::CallError::NoSuchReducer { .. } = error {
+                eprintln!("the module's reducers: {}", module.reducers().join(", "));
+            }
             Ok(ExitCode::FAILURE)
         }
     }
@@ -392,45 +432,93 @@ fn wasi(args: WasiArgs) -> Result<ExitCode, String> {
 
 /// `corelane inspect`.
 fn inspect(args: InspectArgs) -> Result<ExitCode, String> {
+    let mut out = String::new();
     if args.samples {
         for sample in corelane_modules::all() {
-            println!(
-                "{:<14} {}  reducers: {}",
+            out += &format!(
+                "{:<14} {}  reducers: {}\n",
                 sample.name,
                 sample.summary,
                 sample.reducers.join(", ")
             );
         }
+        print_out(out.as_bytes());
         return Ok(ExitCode::SUCCESS);
     }
     let text = args.module.unwrap_or_default();
+    let (name, bytes) = match module_source(&text) {
+        ModuleSource::Sample(name) => {
+            let bytes =
+                corelane_modules::wasm(&name).map_err(|error| format!("{text}: {error}"))?;
+            (name, bytes)
+        }
+        ModuleSource::File(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            (text.clone(), bytes)
+        }
+    };
     let host = small_host(Fairness::Never)?;
-    let module: Module = run::load_module(&host, &module_source(&text))
+    let description = host
+        .inspect(&name, &bytes)
         .map_err(|error| format!("{text}: {error}"))?;
-    match module.kind() {
-        ModuleKind::Command => println!("{text}: a WASI command (entry point `_start`)"),
-        ModuleKind::Reducers => println!(
-            "{text}: a reducer module; reducers: {}",
-            module.reducers().join(", ")
-        ),
+
+    match &description.kind {
+        Ok(ModuleKind::Command) => {
+            out += &format!("{text}: a WASI command (entry point `_start`)\n")
+        }
+        Ok(ModuleKind::Reducers) => {
+            out += &format!(
+                "{text}: a reducer module; reducers: {}\n",
+                description.reducers.join(", ")
+            );
+        }
+        Err(problem) => out += &format!("{text}: cannot be run as it is: {problem}\n"),
     }
-    println!("\nimports, and what the host links for them:");
-    let imports = module.imports();
-    if imports.is_empty() {
-        println!("  (none)");
+    let defaults = DatabaseOptions::default();
+    if let Some(initial) = description.initial_memory
+        && initial > defaults.memory_limit
+    {
+        out += &format!(
+            "note: its initial memory of {initial} bytes is over the default limit of {} bytes\n",
+            defaults.memory_limit
+        );
     }
-    for import in imports {
-        let provider = match import.split("::").next() {
-            Some("corelane") => "the corelane ABI (docs/abi.md)",
-            Some("wasi_snapshot_preview1") => "corelane's WASI preview1 subset (host/src/wasi)",
-            Some("bench") => "a no-op (Sightglass markers)",
-            _ => "a host function the embedder added",
+    out += "\nimports, and what the host links for them:\n";
+    if description.imports.is_empty() {
+        out += "  (none)\n";
+    }
+    let mut unlinked = 0;
+    for import in &description.imports {
+        let provider = match (&import.link, import.module.as_str()) {
+            (ImportLink::Linked, "corelane") => "the corelane ABI (docs/abi.md)".to_owned(),
+            (ImportLink::Linked, "wasi_snapshot_preview1") => {
+                "corelane's WASI preview1 subset (host/src/wasi/)".to_owned()
+            }
+            (ImportLink::Linked, "bench") => "a no-op (Sightglass markers)".to_owned(),
+            (ImportLink::Linked, _) => "a host function the embedder added".to_owned(),
+            (ImportLink::Missing, _) => {
+                unlinked += 1;
+                "NOT PROVIDED: the host offers nothing by this name (an embedder can add it)"
+                    .to_owned()
+            }
+            (ImportLink::WrongType { offered }, _) => {
+                unlinked += 1;
+                format!("WRONG TYPE: the host offers {offered}")
+            }
         };
-        println!("  {import}\n      <- {provider}");
+        out += &format!(
+            "  {}::{}: {}\n      <- {provider}\n",
+            import.module, import.name, import.wanted
+        );
     }
-    println!("\nexports:");
-    for export in module.exports() {
-        println!("  {export}");
+    out += "\nexports:\n";
+    for export in &description.exports {
+        out += &format!("  {export}\n");
     }
+    if unlinked > 0 {
+        out += &format!("\n{unlinked} import(s) cannot be linked by this host as it is\n");
+    }
+    print_out(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }

@@ -103,16 +103,56 @@ impl Default for RunOptions {
     }
 }
 
-/// Runs `scenario` once per fairness mode; see the module documentation.
-pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunSamples>, RunError> {
-    let mut runs = Vec::new();
+/// What a run of a scenario produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One set of samples per fairness mode that ran.
+    pub runs: Vec<RunSamples>,
+    /// Whether a stop request cut the run short.
+    pub interrupted: bool,
+    /// Things the reader of the report should know (load not delivered, for instance).
+    pub warnings: Vec<String>,
+}
+
+/// Runs `scenario` once per fairness mode; see the module documentation. Every mode is
+/// checked before the first one runs, so that a bad one does not waste the others.
+pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, RunError> {
+    for &fairness in &scenario.settings.fairness {
+        fairness.compiled_in().map_err(|reason| RunError::Group {
+            scenario: origin(scenario),
+            key: "fairness".to_owned(),
+            message: format!("mode {fairness} is not available: {reason}"),
+        })?;
+    }
+    let mut outcome = Outcome {
+        runs: Vec::new(),
+        interrupted: false,
+        warnings: Vec::new(),
+    };
     for &fairness in &scenario.settings.fairness {
         if options.stop.load(Ordering::Relaxed) {
             break;
         }
-        runs.push(run_mode(scenario, fairness, options)?);
+        let (samples, open_loop_submitted) = run_mode(scenario, fairness, options)?;
+        let offered: f64 = scenario
+            .groups
+            .iter()
+            .filter_map(|group| match group.load {
+                Load::Open { rate_per_s } => Some(rate_per_s * group.count as f64),
+                Load::Closed { .. } => None,
+            })
+            .sum::<f64>()
+            * samples.duration.as_secs_f64();
+        if offered >= 100.0 && (open_loop_submitted as f64) < 0.9 * offered {
+            outcome.warnings.push(format!(
+                "{fairness}: the driver submitted {open_loop_submitted} open-loop calls of the \\
+                 {offered:.0} the scenario offers; the load was not delivered in full"
+            ));
+        }
+        outcome.runs.push(samples);
     }
-    Ok(runs)
+    outcome.interrupted = options.stop.load(Ordering::Relaxed);
+    Ok(outcome)
 }
 
 /// The scenario's name for error messages: its file, or the embedded default.
@@ -263,6 +303,8 @@ struct Window {
     end: Mutex<Instant>,
     /// Calls counted in the window.
     submitted: AtomicU64,
+    /// Of those, open-loop calls.
+    open_submitted: AtomicU64,
     /// Calls ended so far, counted or not, for the progress display.
     ended: AtomicU64,
     /// Set when the window is over: closed loops stop resubmitting.
@@ -282,12 +324,13 @@ impl Window {
     }
 }
 
-/// Steps 1 to 5 for one fairness mode.
+/// Steps 1 to 5 for one fairness mode. Returns the samples and how many open-loop calls were
+/// counted.
 fn run_mode(
     scenario: &Scenario,
     fairness: Fairness,
     options: &RunOptions,
-) -> Result<RunSamples, RunError> {
+) -> Result<(RunSamples, u64), RunError> {
     let settings = &scenario.settings;
     let origin = origin(scenario);
 
@@ -315,6 +358,7 @@ fn run_mode(
         start: now + settings.warmup,
         end: Mutex::new(now + settings.warmup + settings.duration),
         submitted: AtomicU64::new(0),
+        open_submitted: AtomicU64::new(0),
         ended: AtomicU64::new(0),
         closed: AtomicBool::new(false),
     });
@@ -371,7 +415,8 @@ fn run_mode(
     );
     drop(groups);
     host.shutdown(Duration::from_secs(5));
-    Ok(samples)
+    // Relaxed: every driver has stopped.
+    Ok((samples, window.open_submitted.load(Ordering::Relaxed)))
 }
 
 /// Step 1: compiles each group's module once and creates its tenants' databases.
@@ -516,9 +561,11 @@ impl Arrivals {
         ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 
-    /// The gap to the next arrival of a Poisson process of `rate` per second.
+    /// The gap to the next arrival of a Poisson process of `rate` per second, at most an
+    /// hour (a vanishing rate would otherwise overflow a `Duration`).
     fn gap(&mut self, rate: f64) -> Duration {
-        Duration::from_secs_f64(-self.next_f64().ln() / rate)
+        const HOUR: Duration = Duration::from_secs(3600);
+        Duration::try_from_secs_f64(-self.next_f64().ln() / rate).map_or(HOUR, |gap| gap.min(HOUR))
     }
 }
 
@@ -595,6 +642,10 @@ fn drive_open_loop(
         let run = &groups[group_index];
         let database = &run.databases[tenant];
         let counted = window.admit(intended, &run.recorder);
+        if counted {
+            // Relaxed: read only after the driver has stopped.
+            window.open_submitted.fetch_add(1, Ordering::Relaxed);
+        }
         let submitted = Instant::now();
         let call = database.call_timed(&run.group.reducer, run.group.args.clone());
         let tracked = track(
@@ -708,12 +759,19 @@ fn collect(
             }
         })
         .collect();
-    let span = duration.as_secs_f64().max(f64::MIN_POSITIVE);
+    // An empty window (a stop during the warm-up) has no busy fraction to speak of: 0.
+    let span = duration.as_secs_f64();
     let worker_busy = before
         .busy
         .iter()
         .zip(&after.busy)
-        .map(|(b, a)| (a.saturating_sub(*b).as_secs_f64() / span).clamp(0.0, 1.0))
+        .map(|(b, a)| {
+            if span > 0.0 {
+                (a.saturating_sub(*b).as_secs_f64() / span).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        })
         .collect();
     RunSamples {
         scenario: scenario.name.clone(),

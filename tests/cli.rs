@@ -289,3 +289,97 @@ fn every_command_explains_its_flags() {
         assert!(help.contains(flag), "{flag} missing from: {help}");
     }
 }
+
+#[test]
+fn ctrl_c_ends_the_run_early_and_still_writes_the_report() {
+    use std::io::{BufRead, BufReader};
+    let out = scratch("interrupt");
+    let mut child = corelane()
+        .args(["run", "--duration", "60", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without a terminal, progress comes as plain lines: the first one means it is running.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().expect("a progress line").unwrap();
+    assert!(first.contains("calls"), "{first}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    // The default scenario has two modes: still an array, holding the one that ran.
+    let runs = report.as_array().expect("an array");
+    assert_eq!(runs.len(), 1);
+    check_report(&runs[0], runs[0]["workers"].as_u64().unwrap());
+}
+
+#[test]
+fn bad_flags_and_unrunnable_modules_are_explained_not_panicked() {
+    for args in [
+        vec!["run", "--duration", "1e300"],
+        vec!["run", "--duration", "-1"],
+        vec!["run", "--quantum", "50"],
+        vec!["run", "--workers", "0"],
+        vec!["call", "counter", "increment", "--budget-ms", "0"],
+    ] {
+        let output = corelane().args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(if args[0] == "run" && args[1] != "--workers" {
+                1
+            } else {
+                2
+            }),
+            "{args:?}: {}",
+            text(&output)
+        );
+        assert!(
+            !String::from_utf8_lossy(&output.stderr).contains("panicked"),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+
+    let output = corelane()
+        .args(["call", "counter", "nope"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("increment"),
+        "the reducers are listed: {}",
+        text(&output)
+    );
+
+    let garbage = scratch("garbage").join("garbage.wasm");
+    std::fs::write(&garbage, [0xff, 0xfe, 0x00, 0x01]).unwrap();
+    let output = corelane().arg("inspect").arg(&garbage).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("neither binary WebAssembly"),
+        "{}",
+        text(&output)
+    );
+
+    if let Some(dir) = realwasm() {
+        // CoreMark imports env.clock_ms, which only an embedder provides: inspect says so.
+        let output = corelane()
+            .arg("inspect")
+            .arg(dir.join("coremark/coremark-wasmi.wasm"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("env::clock_ms") && stdout.contains("NOT PROVIDED"),
+            "{stdout}"
+        );
+    }
+}

@@ -126,6 +126,9 @@ pub struct CommandOutput {
     pub stderr: Vec<u8>,
     /// How long the run took, instantiation included.
     pub duration: Duration,
+    /// Why the program stopped before it reached an exit status (a trap, its budget), if it
+    /// did; `status` is then -1. What it wrote until then is in `stdout` and `stderr`.
+    pub error: Option<CallError>,
 }
 
 /// How long a call waited for its turn and then took.
@@ -256,16 +259,18 @@ impl Database {
                 let wasm = Arc::clone(wasm);
                 let job = db.lane.submit(async move {
                     let started = Instant::now();
-                    let result = inner.run_command(&wasm).await.and_then(|output| {
-                        if output.status == 0 {
-                            Ok(output.stdout)
-                        } else {
-                            Err(CallError::Exited {
-                                status: output.status,
-                                stderr: output.stderr,
-                            })
-                        }
-                    });
+                    let result =
+                        inner
+                            .run_command(&wasm)
+                            .await
+                            .and_then(|output| match output.error {
+                                Some(error) => Err(error),
+                                None if output.status == 0 => Ok(output.stdout),
+                                None => Err(CallError::Exited {
+                                    status: output.status,
+                                    stderr: output.stderr,
+                                }),
+                            });
                     finish(result, timing(started))
                 });
                 Call::job(job, db)
@@ -472,12 +477,17 @@ impl DbInner {
                 })?;
         }
         let mut instance = WasmInstance::new(wasm, &self.settings, wasi, Some(lease)).await?;
-        let (status, stdout, stderr) = instance.run_command(&self.settings).await?;
+        let (status, stdout, stderr) = instance.run_command(&self.settings).await;
+        let (status, error) = match status {
+            Ok(status) => (status, None),
+            Err(error) => (-1, Some(error)),
+        };
         Ok(CommandOutput {
             status,
             stdout,
             stderr,
             duration: started.elapsed(),
+            error,
         })
     }
 }

@@ -199,25 +199,25 @@ pub enum CallError {
         message: String,
     },
     /// The call ran past its budget.
-    #[error("timeout: the reducer ran past its budget of {budget:?}")]
+    #[error("timeout: the call ran past its budget of {budget:?}")]
     Timeout {
         /// The budget.
         budget: Duration,
     },
     /// The call used up its fuel.
-    #[error("out of fuel: the reducer used up its limit of {limit} units")]
+    #[error("out of fuel: the call used up its limit of {limit} units")]
     OutOfFuel {
         /// The limit.
         limit: u64,
     },
     /// The call tried to grow its memory past the limit.
-    #[error("memory limit: the reducer tried to grow its memory past {limit} bytes")]
+    #[error("memory limit: the call tried to grow its memory past {limit} bytes")]
     MemoryLimit {
         /// The limit in bytes.
         limit: u64,
     },
     /// The call tried to grow a table past the limit.
-    #[error("table limit: the reducer tried to grow a table past {limit} elements")]
+    #[error("table limit: the call tried to grow a table past {limit} elements")]
     TableLimit {
         /// The limit in elements.
         limit: u64,
@@ -229,7 +229,7 @@ pub enum CallError {
         limit: usize,
     },
     /// The WebAssembly stack overflowed.
-    #[error("stack overflow: the reducer exhausted the WebAssembly stack")]
+    #[error("stack overflow: the call exhausted the WebAssembly stack")]
     StackOverflow,
     /// A WASI command ended with a non-zero status.
     #[error("the program exited with status {status}")]

@@ -306,6 +306,16 @@ impl Host {
         module::compile(&self.inner, name, bytes)
     }
 
+    /// Describes a module (its kind, imports with what the host would link for each, and
+    /// exports) without requiring that the host can run it.
+    pub fn inspect(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<module::ModuleDescription, ModuleError> {
+        module::inspect(&self.inner, name, bytes)
+    }
+
     /// Creates a database named `name` running `module`.
     pub fn create_database(
         &self,

@@ -318,31 +318,38 @@ impl WasmInstance {
     }
 
     /// Runs a WASI command's `_start` to its end, once.
+    /// Runs a WASI command's `_start` to its end, once: its exit status (or why it did not
+    /// reach one), and what it wrote either way.
     pub(crate) async fn run_command(
         &mut self,
         settings: &Settings,
-    ) -> Result<(i32, Vec<u8>, Vec<u8>), CallError> {
+    ) -> (Result<i32, CallError>, Vec<u8>, Vec<u8>) {
         let Some(start) = self.start.clone() else {
-            return Err(CallError::WrongKind {
+            let wrong = CallError::WrongKind {
                 reason: "the module is not a WASI command".into(),
-            });
+            };
+            return (Err(wrong), Vec::new(), Vec::new());
         };
         let store = &mut self.store;
-        arm(store, settings).map_err(|error| classify(error, store.data(), settings))?;
-        let returned = if settings.fairness.is_async() {
-            start.call_async(&mut *store, ()).await
-        } else {
-            start.call(&mut *store, ())
-        };
-        let status = match returned {
-            Ok(()) => 0,
-            Err(error) => match wasi::exit_status(&error) {
-                Some(status) => status,
-                None => return Err(classify(error, store.data(), settings)),
-            },
+        let status = match arm(store, settings) {
+            Err(error) => Err(classify(error, store.data(), settings)),
+            Ok(()) => {
+                let returned = if settings.fairness.is_async() {
+                    start.call_async(&mut *store, ()).await
+                } else {
+                    start.call(&mut *store, ())
+                };
+                match returned {
+                    Ok(()) => Ok(0),
+                    Err(error) => match wasi::exit_status(&error) {
+                        Some(status) => Ok(status),
+                        None => Err(classify(error, store.data(), settings)),
+                    },
+                }
+            }
         };
         let (stdout, stderr) = store.data_mut().wasi.take_output();
-        Ok((status, stdout, stderr))
+        (status, stdout, stderr)
     }
 }
 

@@ -53,6 +53,8 @@ pub use fairness::{Fairness, UnknownFairness};
 pub use host::{Host, HostBuilder, MIN_QUANTUM};
 pub use instance::{Instance, WasmInstance};
 pub use kv::{Kv, Transaction};
-pub use module::{Module, ModuleKind, WasmModule};
+pub use module::{
+    ImportDescription, ImportLink, Module, ModuleDescription, ModuleKind, WasmModule,
+};
 pub use native::{NativeCtx, NativeFailure, NativeModule, NativeReducer};
 pub use store::StoreData;

@@ -157,29 +157,35 @@ fn is_reducer_type(func: &FuncType) -> bool {
         && matches!(results.as_slice(), [ValType::I64])
 }
 
-/// Creates a Wasm module from binary WebAssembly or WAT text.
-pub(crate) fn compile(host: &HostInner, name: &str, bytes: &[u8]) -> Result<Module, ModuleError> {
+/// Checks a module's size, turns WAT text into binary, validates it and compiles it.
+fn decode(host: &HostInner, name: &str, bytes: &[u8]) -> Result<wasmtime::Module, ModuleError> {
     let module_name = name.to_owned();
     let limit = host.config.max_module_bytes;
+    let too_large = |size| ModuleError::TooLarge {
+        module: name.to_owned(),
+        size,
+        limit,
+    };
     if bytes.len() > limit {
-        return Err(ModuleError::TooLarge {
-            module: module_name,
-            size: bytes.len(),
-            limit,
-        });
+        return Err(too_large(bytes.len()));
     }
+    let invalid = |message: String| ModuleError::InvalidBytes {
+        module: name.to_owned(),
+        message,
+    };
 
-    // Text or binary: the `wat` crate passes binary through.
-    let binary = wat::parse_bytes(bytes).map_err(|error| ModuleError::InvalidBytes {
-        module: module_name.clone(),
-        message: error.to_string(),
-    })?;
+    // Binary starts with the `\0asm` magic; anything else must be WAT text.
+    let binary = if bytes.starts_with(b"\0asm") {
+        std::borrow::Cow::Borrowed(bytes)
+    } else if std::str::from_utf8(bytes).is_err() {
+        return Err(invalid(
+            "neither binary WebAssembly (no `\\0asm` header) nor WAT text (not UTF-8)".into(),
+        ));
+    } else {
+        wat::parse_bytes(bytes).map_err(|error| invalid(error.to_string()))?
+    };
     if binary.len() > limit {
-        return Err(ModuleError::TooLarge {
-            module: module_name,
-            size: binary.len(),
-            limit,
-        });
+        return Err(too_large(binary.len()));
     }
 
     // Invalid even with every proposal switched on: bad bytes. Valid then, but refused by the
@@ -188,28 +194,33 @@ pub(crate) fn compile(host: &HostInner, name: &str, bytes: &[u8]) -> Result<Modu
         wasmtime::wasmparser::WasmFeatures::all(),
     );
     if let Err(error) = validator.validate_all(&binary) {
-        return Err(ModuleError::InvalidBytes {
-            module: module_name,
-            message: error.to_string(),
-        });
+        return Err(invalid(error.to_string()));
     }
-    let module = wasmtime::Module::new(&host.engine, &binary).map_err(|error| {
-        ModuleError::UnsupportedProposal {
-            module: module_name.clone(),
-            message: format!("{error:#}"),
-        }
-    })?;
+    wasmtime::Module::new(&host.engine, &binary).map_err(|error| ModuleError::UnsupportedProposal {
+        module: module_name,
+        message: format!("{error:#}"),
+    })
+}
 
-    check_imports(host, &module_name, &module)?;
-    let (kind, reducers) = classify(&module_name, &module)?;
-    let initial_memory = module
+/// The initial size in bytes of a module's memory, defined or imported.
+fn initial_memory(module: &wasmtime::Module) -> Option<u64> {
+    module
         .imports()
         .map(|import| import.ty())
         .chain(module.exports().map(|export| export.ty()))
         .find_map(|ty| {
             ty.memory()
                 .map(|memory| memory.minimum() * memory.page_size())
-        });
+        })
+}
+
+/// Creates a Wasm module from binary WebAssembly or WAT text.
+pub(crate) fn compile(host: &HostInner, name: &str, bytes: &[u8]) -> Result<Module, ModuleError> {
+    let module_name = name.to_owned();
+    let module = decode(host, name, bytes)?;
+    check_imports(host, &module_name, &module)?;
+    let (kind, reducers) = classify(&module_name, &module)?;
+    let initial_memory = initial_memory(&module);
 
     let pre = host
         .linker
@@ -234,6 +245,103 @@ pub(crate) fn compile(host: &HostInner, name: &str, bytes: &[u8]) -> Result<Modu
     })))
 }
 
+/// What the host would link for one import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportLink {
+    /// The host offers it with the right type.
+    Linked,
+    /// The host offers nothing by that name.
+    Missing,
+    /// The host offers it with another type.
+    WrongType {
+        /// The type the host offers.
+        offered: String,
+    },
+}
+
+/// One import of a module, as [`crate::Host::inspect`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportDescription {
+    /// The import's module.
+    pub module: String,
+    /// The import's name.
+    pub name: String,
+    /// The type the module wants.
+    pub wanted: String,
+    /// What the host would link for it.
+    pub link: ImportLink,
+}
+
+/// What a module is, and what the host would make of it; see [`crate::Host::inspect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleDescription {
+    /// Its kind, or why it is neither a reducer module nor a WASI command.
+    pub kind: Result<ModuleKind, String>,
+    /// Its reducers (for a reducer module).
+    pub reducers: Vec<String>,
+    /// Its imports, each with what the host would link.
+    pub imports: Vec<ImportDescription>,
+    /// Its exports, as `name: type`.
+    pub exports: Vec<String>,
+    /// The initial size of its memory in bytes, if it has one.
+    pub initial_memory: Option<u64>,
+}
+
+/// Describes a module without requiring that the host can run it: only bytes that are not
+/// WebAssembly (or use an unsupported proposal, or are too large) fail.
+pub(crate) fn inspect(
+    host: &HostInner,
+    name: &str,
+    bytes: &[u8],
+) -> Result<ModuleDescription, ModuleError> {
+    let module = decode(host, name, bytes)?;
+    let imports = module
+        .imports()
+        .map(|import| {
+            let wanted = import.ty();
+            let key = (import.module().to_owned(), import.name().to_owned());
+            let link = match host.offered.get(&key) {
+                None => ImportLink::Missing,
+                Some(offered) if type_matches(&wanted, offered) => ImportLink::Linked,
+                Some(offered) => ImportLink::WrongType {
+                    offered: describe(offered),
+                },
+            };
+            ImportDescription {
+                module: key.0,
+                name: key.1,
+                wanted: describe(&wanted),
+                link,
+            }
+        })
+        .collect();
+    let classified = classify(name, &module);
+    let reducers = classified
+        .as_ref()
+        .map(|(_, reducers)| reducers.clone())
+        .unwrap_or_default();
+    Ok(ModuleDescription {
+        kind: classified
+            .map(|(kind, _)| kind)
+            .map_err(|error| error.to_string()),
+        reducers,
+        imports,
+        exports: module
+            .exports()
+            .map(|export| format!("{}: {}", export.name(), describe(&export.ty())))
+            .collect(),
+        initial_memory: initial_memory(&module),
+    })
+}
+
+/// Whether an item the host offers satisfies an import of type `wanted`.
+fn type_matches(wanted: &ExternType, offered: &ExternType) -> bool {
+    match (wanted, offered) {
+        (ExternType::Func(wanted), ExternType::Func(offered)) => offered.matches(wanted),
+        _ => false,
+    }
+}
+
 /// Every import must be offered by the host, with a matching type.
 fn check_imports(
     host: &HostInner,
@@ -251,11 +359,7 @@ fn check_imports(
                 wanted: describe(&wanted),
             });
         };
-        let matches = match (&wanted, offered) {
-            (ExternType::Func(wanted), ExternType::Func(offered)) => offered.matches(wanted),
-            _ => false,
-        };
-        if !matches {
+        if !type_matches(&wanted, offered) {
             return Err(ModuleError::ImportTypeMismatch {
                 module: name.to_owned(),
                 import_module: key.0,

@@ -114,13 +114,23 @@ pub struct RunSamples {
 /// Fails if `dir` cannot be created or either file cannot be written; the plot's errors
 /// come as [`io::ErrorKind::Other`] with plotters' message.
 pub fn write_outputs(dir: &Path, runs: &[RunSamples]) -> io::Result<(PathBuf, PathBuf)> {
+    write_outputs_shaped(dir, runs, runs.len() != 1)
+}
+
+/// [`write_outputs`], choosing the shape of report.json: an array, or (for exactly one run)
+/// an object. A scenario of several modes that was interrupted after one keeps its array.
+pub fn write_outputs_shaped(
+    dir: &Path,
+    runs: &[RunSamples],
+    array: bool,
+) -> io::Result<(PathBuf, PathBuf)> {
     fs::create_dir_all(dir)?;
 
     // One run is the common case; an object keeps `jq .groups` working for it.
     let report_path = dir.join(REPORT_FILE);
     let reports: Vec<Report> = runs.iter().map(summarize).collect();
     let mut json = match reports.as_slice() {
-        [only] => serde_json::to_string_pretty(only)?,
+        [only] if !array => serde_json::to_string_pretty(only)?,
         all => serde_json::to_string_pretty(all)?,
     };
     json.push('\n');

@@ -211,11 +211,11 @@ impl<'a> Fields<'a> {
         Ok(Some(value))
     }
 
-    /// A positive integer, as a count.
-    fn count(&self, key: &str) -> Result<Option<usize>, ScenarioError> {
-        let max = i64::try_from(usize::MAX).unwrap_or(i64::MAX);
+    /// A positive integer, as a count, at most `max`.
+    fn count(&self, key: &str, max: usize) -> Result<Option<usize>, ScenarioError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         let count = self.integer(key, 1, max)?;
-        Ok(count.map(|count| usize::try_from(count).expect("checked against usize::MAX")))
+        Ok(count.map(|count| usize::try_from(count).unwrap_or(usize::MAX)))
     }
 
     /// A number, written as an integer or a float.
@@ -317,20 +317,29 @@ fn scenario_name(top: &Fields<'_>, name: &str) -> Result<String, ScenarioError> 
     Ok(name.to_owned())
 }
 
+/// The longest quantum: a second. Longer ones would switch preemption off in effect.
+const MAX_QUANTUM_US: i64 = 1_000_000;
+
+/// The most tenants one group may have.
+const MAX_TENANTS: usize = 100_000;
+
+/// The most calls one closed-loop tenant may keep in flight.
+const MAX_IN_FLIGHT: usize = 10_000;
+
 /// The top-level settings, with defaults for those not given.
 fn settings(top: &Fields<'_>) -> Result<Settings, ScenarioError> {
     let defaults = Settings::default();
     let min_quantum_us = i64::try_from(MIN_QUANTUM.as_micros()).expect("the minimum is small");
     let quantum_us = top
-        .integer("quantum_us", min_quantum_us, i64::MAX)
+        .integer("quantum_us", min_quantum_us, MAX_QUANTUM_US)
         .map_err(|error| {
-            let note = "(in microseconds; the host's shortest quantum is 100)";
+            let note = "(in microseconds, from 100 to 1000000)";
             top.error("quantum_us", format!("{} {note}", error.message()))
         })?;
     let seed = top.integer("seed", 0, i64::MAX)?;
 
     Ok(Settings {
-        workers: top.count("workers")?,
+        workers: top.count("workers", corelane_executor::placement::MAX_CPUS)?,
         pin: top.boolean("pin")?.unwrap_or(defaults.pin),
         fairness: match top.get("fairness") {
             Some(value) => fairness_modes(top, value)?,
@@ -413,7 +422,7 @@ fn group(fields: &Fields<'_>) -> Result<Group, ScenarioError> {
 
     Ok(Group {
         name,
-        count: fields.count("count")?.unwrap_or(1),
+        count: fields.count("count", MAX_TENANTS)?.unwrap_or(1),
         module,
         reducer,
         args: arguments(fields)?,
@@ -502,7 +511,10 @@ fn load(group: &Fields<'_>) -> Result<Load, ScenarioError> {
     };
     let fields = Fields::open(group.source, table, group.key("load"), LOAD_KEYS, "a load")?;
 
-    match (fields.number("rate_per_s")?, fields.count("in_flight")?) {
+    match (
+        fields.number("rate_per_s")?,
+        fields.count("in_flight", MAX_IN_FLIGHT)?,
+    ) {
         (Some(rate_per_s), None) => {
             if !(rate_per_s > 0.0 && rate_per_s.is_finite()) {
                 let message = format!("must be a finite rate above 0, found {rate_per_s}");
