@@ -708,3 +708,35 @@ fn a_job_awaiting_a_job_of_another_runtime_is_not_reentrant() {
     let job = a.submit(async move { b.submit(async { 3 }).await });
     assert_eq!(first.block_on(job).unwrap().unwrap().unwrap(), 3);
 }
+
+#[test]
+fn shutdown_ends_a_started_job_that_was_woken_while_its_worker_was_busy() {
+    // The stop races the worker's turn of the lane; repeat so that both orders happen. Before
+    // the fix, a turn cut short by the stop left the woken job in the lane's ready slot and
+    // its handle waited for ever.
+    for _ in 0..200 {
+        let runtime = runtime(1);
+        let lane = runtime.lane(()).unwrap();
+        let gate = Gate::default();
+        let started = Arc::new(AtomicBool::new(false));
+        let waiting = {
+            let started = Arc::clone(&started);
+            let gate = gate.wait();
+            lane.submit(async move {
+                started.store(true, Ordering::SeqCst);
+                gate.await;
+            })
+        };
+        wait_until("the job to start", || started.load(Ordering::SeqCst));
+        lane.close();
+        let release = hold_worker(&runtime, 0);
+        gate.open();
+        release();
+        runtime.shutdown(Duration::ZERO);
+        let outcome = common::block_on_within("the woken job", waiting);
+        assert!(
+            matches!(outcome, Ok(()) | Err(JobError::Cancelled)),
+            "{outcome:?}"
+        );
+    }
+}

@@ -130,6 +130,12 @@ impl Local {
         };
         let lane = self.running_lane.borrow_mut().take();
         if let Some(lane) = lane {
+            // A stop request ended the turn and no later turn will come: what the lane still
+            // holds is cancelled now (W3), a woken started job in its ready slot included.
+            // The lane is no longer lent, so the jobs' hooks do not count these ends twice.
+            if self.shared.is_stopped() {
+                lane.cancel_contents();
+            }
             self.finish_turn(lane, more);
         }
         true

@@ -23,6 +23,31 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Drives `future` on this thread, failing the test if it is not ready after [`PATIENCE`]:
+/// a future that never resolves is reported instead of hanging the test run.
+pub fn block_on_within<F: Future>(what: &str, future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let deadline = Instant::now() + PATIENCE;
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        let now = Instant::now();
+        assert!(now < deadline, "timed out waiting for {what}");
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
 /// A one-way gate: tasks wait on it, the test opens it.
 #[derive(Clone, Default)]
 pub struct Gate {
