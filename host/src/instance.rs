@@ -299,10 +299,12 @@ impl WasmInstance {
                 message,
             });
         }
-        let (ptr, len) = ((returned >> 32) as u32, returned as u32);
-        if len == 0 {
+        // `0` is the empty result (docs/abi.md). Any other empty range must still lie in the
+        // memory, like every range.
+        if returned == 0 {
             return Ok(Vec::new());
         }
+        let (ptr, len) = ((returned >> 32) as u32, returned as u32);
         let memory = store.data().memory.ok_or_else(|| CallError::BadResult {
             reason: "the module does not export its memory as `memory`".into(),
         })?;

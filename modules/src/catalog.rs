@@ -37,25 +37,25 @@ static SAMPLES: &[Sample] = &[
     Sample {
         name: "forever",
         summary: "a reducer that loops forever",
-        wat: include_str!("../wat/forever.wat"),
+        wat: include_str!("../hostile/forever.wat"),
         reducers: &["spin"],
     },
     Sample {
         name: "forever_start",
         summary: "a start function that loops forever, so no instance is ever made",
-        wat: include_str!("../wat/forever_start.wat"),
+        wat: include_str!("../hostile/forever_start.wat"),
         reducers: &["noop"],
     },
     Sample {
         name: "memory_bomb",
         summary: "grows memory until refused, then traps",
-        wat: include_str!("../wat/memory_bomb.wat"),
-        reducers: &["grow"],
+        wat: include_str!("../hostile/memory_bomb.wat"),
+        reducers: &["grow", "grow_max"],
     },
     Sample {
         name: "recursion",
         summary: "recurses without bound until the stack overflows",
-        wat: include_str!("../wat/recursion.wat"),
+        wat: include_str!("../hostile/recursion.wat"),
         reducers: &["recurse"],
     },
     Sample {

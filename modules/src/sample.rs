@@ -2,11 +2,12 @@
 
 /// A sample module: hand-written WebAssembly text that follows corelane's ABI.
 ///
-/// The text of each sample lives in `modules/wat/<name>.wat`, and its opening comment documents
+/// The text of each sample lives in `modules/wat/<name>.wat` (`modules/hostile/` for the
+/// adversarial ones that are also hostile modules), and its opening comment documents
 /// the reducers: their argument and result bytes, and their failure codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
-    /// The name it is loaded by, also the name of its file in `modules/wat/`.
+    /// The name it is loaded by, also the name of its file.
     pub name: &'static str,
     /// One line on what it is for.
     pub summary: &'static str,

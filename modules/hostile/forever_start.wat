@@ -1,15 +1,24 @@
-;; memory_bomb: a reducer that takes all the memory it is allowed, then traps.
+;; forever_start: a module whose start function never returns, so making an instance of it
+;; never ends unless the engine stops it (epoch, fuel or timeout).
 ;;
-;; Reducers:
+;; Reducers (never reached, since no instance is ever made):
 ;;
-;;   grow  args: ignored
-;;         grows the memory by 16 pages (1 MiB) at a time until memory.grow refuses (returns
-;;         -1), then executes `unreachable`. The memory has no declared maximum, so the
-;;         host's limit is the one that refuses, and the call reports MemoryLimit.
+;;   noop  args: ignored   result: empty
 ;;
-;; No failure codes: the call always ends with the trap.
+;; No failure codes.
+;;
+;; Hostile case: an infinite loop in the start function. Every call must end with
+;; CallError::Timeout past the database's budget, and no instance is ever made.
 (module
   (memory (export "memory") 1)
+
+  ;; Runs when an instance is made: a loop with no calls, no memory access and no exit.
+  (func $hang
+    (local $turns i64)
+    (loop $forever
+      (local.set $turns (i64.add (local.get $turns) (i64.const 1)))
+      (br $forever)))
+  (start $hang)
 
   ;; ---- The heap: a bump allocator, the same in every sample ----
   ;;
@@ -81,11 +90,7 @@
       (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
       (i64.extend_i32_u (local.get $len))))
 
-  (func (export "grow") (param $args_ptr i32) (param $args_len i32) (result i64)
+  (func (export "noop") (param $args_ptr i32) (param $args_len i32) (result i64)
     (call $reset_heap (local.get $args_ptr) (local.get $args_len))
-    (block $refused
-      (loop $grow_more
-        (br_if $refused (i32.eq (memory.grow (i32.const 16)) (i32.const -1)))
-        (br $grow_more)))
-    unreachable)
+    (i64.const 0))
 )

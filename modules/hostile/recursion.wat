@@ -1,12 +1,16 @@
-;; forever: a reducer that never returns, for preemption, timeouts and fuel.
+;; recursion: a reducer that recurses without bound until the engine's stack limit stops it.
 ;;
 ;; Reducers:
 ;;
-;;   spin  args: ignored
-;;         loops forever: a loop with no calls, no memory access and no exit, so only the
-;;         engine (epoch, fuel or timeout) can end the call. It never has a result.
+;;   recurse  args: ignored
+;;            calls $descend, which calls itself with no base case. Each frame keeps four
+;;            i64 locals that are still needed after the call returns, so every frame takes
+;;            real stack space and the call cannot become a loop. It never has a result;
+;;            the call ends with a stack-overflow trap.
 ;;
-;; No failure codes: the call ends only by the host's decision.
+;; No failure codes.
+;;
+;; Hostile case: deep recursion. The call must end with CallError::StackOverflow.
 (module
   (memory (export "memory") 1)
 
@@ -80,11 +84,22 @@
       (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
       (i64.extend_i32_u (local.get $len))))
 
-  (func (export "spin") (param $args_ptr i32) (param $args_len i32) (result i64)
-    (local $turns i64)
+  (func $descend (param $depth i64) (result i64)
+    (local $a i64)
+    (local $b i64)
+    (local $c i64)
+    (local $d i64)
+    (local.set $a (i64.mul (local.get $depth) (i64.const 3)))
+    (local.set $b (i64.xor (local.get $depth) (i64.const 0x5555)))
+    (local.set $c (i64.rotl (local.get $a) (local.get $b)))
+    (local.set $d (i64.add (local.get $c) (local.get $depth)))
+    (i64.add
+      (call $descend (i64.add (local.get $depth) (i64.const 1)))
+      (i64.xor
+        (i64.add (local.get $a) (local.get $b))
+        (i64.add (local.get $c) (local.get $d)))))
+
+  (func (export "recurse") (param $args_ptr i32) (param $args_len i32) (result i64)
     (call $reset_heap (local.get $args_ptr) (local.get $args_len))
-    (loop $forever
-      (local.set $turns (i64.add (local.get $turns) (i64.const 1)))
-      (br $forever))
-    unreachable)
+    (call $descend (i64.const 0)))
 )
