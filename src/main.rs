@@ -206,8 +206,10 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
     let outcome =
         run::run(&scenario, &RunOptions { progress, stop }).map_err(|error| error.to_string())?;
 
-    let several_modes = scenario.settings.fairness.len() > 1;
-    let (json, svg) = report::write_outputs_shaped(&out, &outcome.runs, several_modes)
+    // An array whenever the scenario asks for more than one run, even if Ctrl-C cut it short.
+    let several_runs =
+        scenario.settings.fairness.len() > 1 || scenario.groups.iter().any(|group| group.hostile);
+    let (json, svg) = report::write_outputs_shaped(&out, &outcome.runs, several_runs)
         .map_err(|error| format!("cannot write the report to {}: {error}", out.display()))?;
     let mut printed = Vec::new();
     report::print_table(&outcome.runs, &mut printed).map_err(|error| error.to_string())?;
@@ -226,8 +228,15 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
         .as_bytes(),
     );
     print_out(&printed);
+
+    let grown = run::rss_growth_violations(&scenario, &outcome.runs);
+    for violation in &grown {
+        eprintln!("error: {violation}");
+    }
     Ok(if outcome.interrupted {
         ExitCode::from(INTERRUPTED)
+    } else if !grown.is_empty() {
+        ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })

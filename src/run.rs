@@ -129,11 +129,47 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, RunErro
         interrupted: false,
         warnings: Vec::new(),
     };
+    // A scenario with hostile groups also runs without them, right after each full run.
+    let without_hostile = scenario
+        .groups
+        .iter()
+        .any(|group| group.hostile)
+        .then(|| Scenario {
+            name: format!("{} without hostile", scenario.name),
+            groups: scenario
+                .groups
+                .iter()
+                .filter(|group| !group.hostile)
+                .cloned()
+                .collect(),
+            ..scenario.clone()
+        });
+    let variants: Vec<&Scenario> = match &without_hostile {
+        Some(without) if !without.groups.is_empty() => vec![scenario, without],
+        _ => vec![scenario],
+    };
     for &fairness in &scenario.settings.fairness {
-        if options.stop.load(Ordering::Relaxed) {
-            break;
+        for &variant in &variants {
+            if options.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let run = run_mode(variant, fairness, options)?;
+            outcome.warnings.extend(run.churn_errors.iter().cloned());
+            if let Some(warning) = undelivered_load(variant, fairness, &run) {
+                outcome.warnings.push(warning);
+            }
+            outcome.runs.push(run.samples);
         }
-        let (samples, open_loop_submitted) = run_mode(scenario, fairness, options)?;
+    }
+    outcome.interrupted = options.stop.load(Ordering::Relaxed);
+    Ok(outcome)
+}
+
+/// A warning if the open-loop driver fell more than 10% short of the load the scenario
+/// offers.
+fn undelivered_load(scenario: &Scenario, fairness: Fairness, run: &ModeRun) -> Option<String> {
+    let (samples, open_loop_submitted) = (&run.samples, run.open_loop_submitted);
+    {
         let offered: f64 = scenario
             .groups
             .iter()
@@ -143,16 +179,44 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, RunErro
             })
             .sum::<f64>()
             * samples.duration.as_secs_f64();
-        if offered >= 100.0 && (open_loop_submitted as f64) < 0.9 * offered {
-            outcome.warnings.push(format!(
-                "{fairness}: the driver submitted {open_loop_submitted} open-loop calls of the \\
+        (offered >= 100.0 && (open_loop_submitted as f64) < 0.9 * offered).then(|| {
+            format!(
+                "{fairness}: the driver submitted {open_loop_submitted} open-loop calls of the \
                  {offered:.0} the scenario offers; the load was not delivered in full"
-            ));
-        }
-        outcome.runs.push(samples);
+            )
+        })
     }
-    outcome.interrupted = options.stop.load(Ordering::Relaxed);
-    Ok(outcome)
+}
+
+/// The runs whose resident memory grew more over the window than the scenario's
+/// `max_rss_growth` allows, each as a message; empty when none did or there is no limit.
+pub fn rss_growth_violations(scenario: &Scenario, runs: &[RunSamples]) -> Vec<String> {
+    let Some(limit) = scenario.settings.max_rss_growth else {
+        return Vec::new();
+    };
+    runs.iter()
+        .filter_map(|run| {
+            let (start, end) = (run.rss_start_mb?, run.rss_end_mb?);
+            (end > start * (1.0 + limit)).then(|| {
+                format!(
+                    "{} ({}): resident memory grew from {start:.1} MB to {end:.1} MB over the \
+                     window (+{:.1}%), more than max_rss_growth allows ({:.1}%)",
+                    run.scenario,
+                    run.fairness,
+                    (end / start - 1.0) * 100.0,
+                    limit * 100.0
+                )
+            })
+        })
+        .collect()
+}
+
+/// This process's resident memory in MB, from /proc (None where it cannot be read).
+fn resident_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// The scenario's name for error messages: its file, or the embedded default.
@@ -180,11 +244,65 @@ pub fn load_module(host: &Host, source: &ModuleSource) -> Result<Module, String>
         .map_err(|error| error.to_string())
 }
 
-/// One group's databases and measurements.
+/// One group's tenants and measurements.
 struct GroupRun {
     group: Group,
-    databases: Vec<Database>,
+    module: Module,
+    options: DatabaseOptions,
+    tenants: Vec<Arc<Tenant>>,
     recorder: Arc<Recorder>,
+}
+
+/// One tenant: its database of the moment, which churn replaces (`recreate_every_s`).
+struct Tenant {
+    database: Mutex<Database>,
+    /// Lane run time and yields of the databases churn has retired, so that the tenant's
+    /// CPU time spans all of them.
+    retired: Mutex<(Duration, u64)>,
+    /// Databases the tenant has had; names the next one.
+    generation: AtomicU64,
+}
+
+impl Tenant {
+    fn new(database: Database) -> Arc<Tenant> {
+        Arc::new(Tenant {
+            database: Mutex::new(database),
+            retired: Mutex::new((Duration::ZERO, 0)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    fn database(&self) -> Database {
+        self.database.lock().clone()
+    }
+
+    /// Lane run time and yields over every database the tenant has had.
+    fn cpu_and_yields(&self) -> (Duration, u64) {
+        let retired = *self.retired.lock();
+        let stats = self.database.lock().lane().stats();
+        (retired.0 + stats.run_time, retired.1 + stats.yields)
+    }
+}
+
+impl GroupRun {
+    /// Churn: gives tenant `index` a new database, and lets the old one exit once its calls
+    /// have ended. Calls made meanwhile go to one or the other, never to neither.
+    fn replace(&self, host: &Host, index: usize) -> Result<(), corelane_host::HostError> {
+        let tenant = &self.tenants[index];
+        // Relaxed: only the churn thread counts generations.
+        let generation = tenant.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("{}-{index}.{generation}", self.group.name);
+        let new = host.create_database(&name, &self.module, self.options.clone())?;
+        let old = std::mem::replace(&mut *tenant.database.lock(), new);
+        let stats = old.lane().stats();
+        {
+            let mut retired = tenant.retired.lock();
+            retired.0 += stats.run_time;
+            retired.1 += stats.yields;
+        }
+        old.exit();
+        Ok(())
+    }
 }
 
 /// Measurements of one group, filled from any thread.
@@ -330,7 +448,7 @@ fn run_mode(
     scenario: &Scenario,
     fairness: Fairness,
     options: &RunOptions,
-) -> Result<(RunSamples, u64), RunError> {
+) -> Result<ModeRun, RunError> {
     let settings = &scenario.settings;
     let origin = origin(scenario);
 
@@ -371,18 +489,28 @@ fn run_mode(
     );
     let open_loop = open_loop_arrivals(&groups, settings.seed, now);
 
-    // Step 3: counters at the window's two ends.
+    // Step 3: counters at the window's two ends. Churn, if any group asks for it, runs on
+    // a thread of its own beside the open-loop driver.
     let mut before = None;
-    drive_open_loop(
-        host.runtime(),
-        &groups,
-        open_loop,
-        &window,
-        &options.stop,
-        || {
-            before = Some(Counters::take(&host, &groups));
-        },
-    );
+    let driven = AtomicBool::new(false);
+    let churn_errors = std::thread::scope(|scope| {
+        let churn = groups
+            .iter()
+            .any(|run| run.group.recreate_every.is_some())
+            .then(|| scope.spawn(|| churn(&host, &groups, &driven)));
+        drive_open_loop(
+            host.runtime(),
+            &groups,
+            open_loop,
+            &window,
+            &options.stop,
+            || {
+                before = Some(Counters::take(&host, &groups));
+            },
+        );
+        driven.store(true, Ordering::Release);
+        churn.map_or_else(Vec::new, |churn| churn.join().unwrap_or_default())
+    });
     let before = before.unwrap_or_else(|| Counters::take(&host, &groups));
     let after = Counters::take(&host, &groups);
     // The window as the counters saw it, so that CPU and busy times and the duration that
@@ -416,7 +544,64 @@ fn run_mode(
     drop(groups);
     host.shutdown(Duration::from_secs(5));
     // Relaxed: every driver has stopped.
-    Ok((samples, window.open_submitted.load(Ordering::Relaxed)))
+    Ok(ModeRun {
+        samples,
+        open_loop_submitted: window.open_submitted.load(Ordering::Relaxed),
+        churn_errors,
+    })
+}
+
+/// What one run of one mode produced, for [`run`].
+struct ModeRun {
+    samples: RunSamples,
+    open_loop_submitted: u64,
+    /// Why churn could not replace a database, if it could not (the first few reasons).
+    churn_errors: Vec<String>,
+}
+
+/// Churn, on its own thread until `driven` is set: replaces each tenant's database of every
+/// group with `recreate_every_s`, tenants spread evenly over the period. Returns the first
+/// few errors, if any.
+fn churn(host: &Host, groups: &[GroupRun], driven: &AtomicBool) -> Vec<String> {
+    let start = Instant::now();
+    let mut next = BinaryHeap::new();
+    for (group_index, run) in groups.iter().enumerate() {
+        let Some(every) = run.group.recreate_every else {
+            continue;
+        };
+        let count = run.tenants.len();
+        for tenant in 0..count {
+            let offset = every.mul_f64((tenant + 1) as f64 / count as f64);
+            next.push(Reverse((start + offset, group_index, tenant)));
+        }
+    }
+
+    let mut errors = Vec::new();
+    // Acquire: pairs with the Release store after the driver returns.
+    while !driven.load(Ordering::Acquire) {
+        let Some(&Reverse((at, group_index, tenant))) = next.peek() else {
+            break;
+        };
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep((at - now).min(Duration::from_millis(50)));
+            continue;
+        }
+        next.pop();
+        let run = &groups[group_index];
+        if let Err(error) = run.replace(host, tenant)
+            && errors.len() < 5
+        {
+            errors.push(format!(
+                "recreating a tenant of group {}: {error}",
+                run.group.name
+            ));
+        }
+        if let Some(every) = run.group.recreate_every {
+            next.push(Reverse((at + every, group_index, tenant)));
+        }
+    }
+    errors
 }
 
 /// Step 1: compiles each group's module once and creates its tenants' databases.
@@ -437,30 +622,32 @@ fn create_databases(
             load_module(host, &group.module).map_err(|message| key_error("module", message))?;
         check_reducer(&module, group).map_err(|message| key_error("reducer", message))?;
 
-        let mut databases = Vec::with_capacity(group.count);
+        let mut options = DatabaseOptions {
+            weight: group.weight,
+            fairness: Some(fairness),
+            preopen: group.preopen.clone(),
+            ..host.database_defaults()
+        };
+        if let Some(budget) = group.budget {
+            options.budget = budget;
+        }
+        let mut tenants = Vec::with_capacity(group.count);
         for tenant in 0..group.count {
-            let mut options = DatabaseOptions {
-                weight: group.weight,
-                fairness: Some(fairness),
-                preopen: group.preopen.clone(),
-                ..host.database_defaults()
-            };
-            if let Some(budget) = group.budget {
-                options.budget = budget;
-            }
             let name = format!("{}-{tenant}", group.name);
             let database = host
-                .create_database(&name, &module, options)
+                .create_database(&name, &module, options.clone())
                 .map_err(|source| RunError::Host {
                     scenario: origin.to_owned(),
                     context: format!("creating database {name} of group[{index}]"),
                     source: Box::new(source),
                 })?;
-            databases.push(database);
+            tenants.push(Tenant::new(database));
         }
         groups.push(GroupRun {
             group: group.clone(),
-            databases,
+            module,
+            options,
+            tenants,
             recorder: Recorder::new(),
         });
     }
@@ -516,9 +703,9 @@ fn start_closed_loops(host: &Host, groups: &[GroupRun], window: &Arc<Window>) {
         let Load::Closed { in_flight } = run.group.load else {
             continue;
         };
-        for database in &run.databases {
+        for tenant in &run.tenants {
             for _ in 0..in_flight {
-                let database = database.clone();
+                let tenant = Arc::clone(tenant);
                 let recorder = Arc::clone(&run.recorder);
                 let window = Arc::clone(window);
                 let (reducer, args) = (run.group.reducer.clone(), run.group.args.clone());
@@ -529,7 +716,7 @@ fn start_closed_loops(host: &Host, groups: &[GroupRun], window: &Arc<Window>) {
                             break;
                         }
                         let counted = window.admit(started, &recorder);
-                        let call = database.call_timed(&reducer, args.clone());
+                        let call = tenant.database().call_timed(&reducer, args.clone());
                         track(
                             call,
                             Arc::clone(&recorder),
@@ -581,7 +768,7 @@ fn open_loop_arrivals(groups: &[GroupRun], seed: u64, start: Instant) -> OpenLoo
     for (group_index, run) in groups.iter().enumerate() {
         let mut tenants = Vec::new();
         if let Load::Open { rate_per_s } = run.group.load {
-            for tenant in 0..run.databases.len() {
+            for tenant in 0..run.tenants.len() {
                 let mut arrivals = Arrivals(seed ^ ((group_index as u64) << 32) ^ tenant as u64);
                 next.push(Reverse((
                     start + arrivals.gap(rate_per_s),
@@ -640,7 +827,7 @@ fn drive_open_loop(
             continue;
         };
         let run = &groups[group_index];
-        let database = &run.databases[tenant];
+        let database = run.tenants[tenant].database();
         let counted = window.admit(intended, &run.recorder);
         if counted {
             // Relaxed: read only after the driver has stopped.
@@ -693,6 +880,8 @@ struct Counters {
     /// Per group, per tenant: lane run time and yields.
     lanes: Vec<Vec<(Duration, u64)>>,
     busy: Vec<Duration>,
+    /// The process's resident memory, in MB.
+    resident_mb: Option<f64>,
 }
 
 impl Counters {
@@ -700,12 +889,9 @@ impl Counters {
         let lanes = groups
             .iter()
             .map(|run| {
-                run.databases
+                run.tenants
                     .iter()
-                    .map(|db| {
-                        let stats = db.lane().stats();
-                        (stats.run_time, stats.yields)
-                    })
+                    .map(|tenant| tenant.cpu_and_yields())
                     .collect()
             })
             .collect();
@@ -720,6 +906,7 @@ impl Counters {
             at: Instant::now(),
             lanes,
             busy,
+            resident_mb: resident_mb(),
         }
     }
 }
@@ -748,7 +935,7 @@ fn collect(
             let recorded = run.recorder.inner.lock();
             GroupSamples {
                 name: run.group.name.clone(),
-                tenants: run.databases.len(),
+                tenants: run.tenants.len(),
                 latency_us: recorded.latency_us.clone(),
                 wait_us: recorded.wait_us.clone(),
                 run_us: recorded.run_us.clone(),
@@ -783,6 +970,8 @@ fn collect(
         submitted: window.submitted.load(Ordering::Relaxed),
         groups,
         worker_busy,
+        rss_start_mb: before.resident_mb,
+        rss_end_mb: after.resident_mb,
     }
 }
 

@@ -46,6 +46,8 @@ fn run(fairness: Fairness, groups: Vec<GroupSamples>) -> RunSamples {
         submitted: groups.iter().map(GroupSamples::jobs_ended).sum(),
         groups,
         worker_busy: vec![0.75, 0.5],
+        rss_start_mb: Some(100.0),
+        rss_end_mb: Some(104.0),
     }
 }
 
@@ -112,6 +114,8 @@ fn report_json_has_exactly_the_documented_keys_at_every_level() {
             "groups",
             "jain_index",
             "worker_busy",
+            "rss_start_mb",
+            "rss_end_mb",
         ])
     );
     let groups = json["groups"].as_array().unwrap();

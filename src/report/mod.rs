@@ -101,6 +101,10 @@ pub struct RunSamples {
     pub groups: Vec<GroupSamples>,
     /// The busy fraction of each worker over the window, from 0 to 1.
     pub worker_busy: Vec<f64>,
+    /// The process's resident memory when the window opened, in MB (None: unknown).
+    pub rss_start_mb: Option<f64>,
+    /// The process's resident memory when the window closed, in MB (None: unknown).
+    pub rss_end_mb: Option<f64>,
 }
 
 /// Writes [`REPORT_FILE`] and [`PLOT_FILE`] into `dir`, creating it if missing, and returns

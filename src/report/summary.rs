@@ -33,6 +33,10 @@ pub struct Report {
     pub jain_index: f64,
     /// The busy fraction of each worker over the window, from 0 to 1.
     pub worker_busy: Vec<f64>,
+    /// The process's resident memory when the window opened, in MB; null if unknown.
+    pub rss_start_mb: Option<f64>,
+    /// The process's resident memory when the window closed, in MB; null if unknown.
+    pub rss_end_mb: Option<f64>,
 }
 
 /// The summary of one group of tenants.
@@ -112,6 +116,8 @@ pub fn summarize(run: &RunSamples) -> Report {
             .iter()
             .map(|&busy| finite_or_zero(busy))
             .collect(),
+        rss_start_mb: run.rss_start_mb,
+        rss_end_mb: run.rss_end_mb,
     }
 }
 

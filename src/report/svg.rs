@@ -167,7 +167,7 @@ fn curves(runs: &[RunSamples]) -> Vec<Curve> {
     let mut curves = Vec::new();
     for (run_index, (run, run_label)) in runs.iter().zip(&labels).enumerate() {
         for group in &run.groups {
-            let name = format::group_name(runs, run, group);
+            let name = format::group_name(group);
             let group_index = names
                 .iter()
                 .position(|known| *known == name)

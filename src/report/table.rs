@@ -95,9 +95,13 @@ fn print_run(run: &RunSamples, out: &mut dyn Write) -> io::Result<()> {
         .iter()
         .map(|busy| format!("{:.0}%", busy * 100.0))
         .collect();
+    let memory = match (report.rss_start_mb, report.rss_end_mb) {
+        (Some(start), Some(end)) => format!("; resident memory {start:.0} MB -> {end:.0} MB"),
+        _ => String::new(),
+    };
     writeln!(
         out,
-        "{INDENT}Jain's index {:.3}; workers busy {}",
+        "{INDENT}Jain's index {:.3}; workers busy {}{memory}",
         report.jain_index,
         if busy.is_empty() {
             "-".to_owned()
@@ -225,7 +229,7 @@ fn print_comparison(runs: &[RunSamples], out: &mut dyn Write) -> io::Result<()> 
     let mut names: Vec<String> = Vec::new();
     for run in runs {
         for group in &run.groups {
-            let name = format::group_name(runs, run, group);
+            let name = format::group_name(group);
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -236,7 +240,7 @@ fn print_comparison(runs: &[RunSamples], out: &mut dyn Write) -> io::Result<()> 
         .map(|name| {
             runs.iter()
                 .zip(&labels)
-                .map(|(run, label)| format!("{label} {}", p99_of(runs, run, name)))
+                .map(|(run, label)| format!("{label} {}", p99_of(run, name)))
                 .collect()
         })
         .collect();
@@ -268,10 +272,10 @@ fn print_comparison(runs: &[RunSamples], out: &mut dyn Write) -> io::Result<()> 
 }
 
 /// The p99 latency of the group called `name` in `run`, "-" if it has none.
-fn p99_of(runs: &[RunSamples], run: &RunSamples, name: &str) -> String {
+fn p99_of(run: &RunSamples, name: &str) -> String {
     run.groups
         .iter()
-        .find(|group| format::group_name(runs, run, group) == name)
+        .find(|group| format::group_name(group) == name)
         .map_or_else(
             || "-".to_owned(),
             |group| percentile(&group.latency_us, 0.99),

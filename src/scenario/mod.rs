@@ -91,6 +91,10 @@ pub struct Settings {
     pub warmup: Duration,
     /// The seed of the random arrival times (key `seed`, default 0).
     pub seed: u64,
+    /// How much the resident memory may grow over the measured window, as a fraction of
+    /// its size when the window opens (key `max_rss_growth`, e.g. 0.1); `None`: no limit.
+    /// A run past it still writes its report, and the command then fails.
+    pub max_rss_growth: Option<f64>,
 }
 
 impl Default for Settings {
@@ -103,6 +107,7 @@ impl Default for Settings {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
             seed: 0,
+            max_rss_growth: None,
         }
     }
 }
@@ -128,6 +133,13 @@ pub struct Group {
     pub budget: Option<Duration>,
     /// A directory preopened read-only as `.` for WASI programs (key `preopen`).
     pub preopen: Option<PathBuf>,
+    /// Churn: each tenant's database is replaced by a new one this often, the old one
+    /// exiting once its calls have ended (key `recreate_every_s`); `None`: never.
+    pub recreate_every: Option<Duration>,
+    /// A hostile group (key `hostile`, default false): the scenario also runs without its
+    /// hostile groups, so that the report shows the others' latency next to a run without
+    /// them.
+    pub hostile: bool,
 }
 
 /// Where a group's module comes from.

@@ -25,6 +25,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "duration_s",
     "warmup_s",
     "seed",
+    "max_rss_growth",
     "group",
 ];
 
@@ -41,6 +42,8 @@ pub(super) const GROUP_KEYS: &[&str] = &[
     "weight",
     "budget_ms",
     "preopen",
+    "recreate_every_s",
+    "hostile",
 ];
 
 /// The keys of a group's `load` table, of which exactly one is given.
@@ -351,7 +354,19 @@ fn settings(top: &Fields<'_>) -> Result<Settings, ScenarioError> {
             .unwrap_or(defaults.duration),
         warmup: top.seconds("warmup_s", true)?.unwrap_or(defaults.warmup),
         seed: seed.map_or(defaults.seed, |seed| seed as u64),
+        max_rss_growth: max_rss_growth(top)?,
     })
+}
+
+/// The `max_rss_growth` key: a fraction from 0 to 10 (0.1 allows 10% growth).
+fn max_rss_growth(top: &Fields<'_>) -> Result<Option<f64>, ScenarioError> {
+    match top.number("max_rss_growth")? {
+        Some(growth) if !(0.0..=10.0).contains(&growth) => Err(top.error(
+            "max_rss_growth",
+            format!("must be a fraction from 0 to 10 (0.1 allows 10% growth), found {growth}"),
+        )),
+        growth => Ok(growth),
+    }
 }
 
 /// The `fairness` key: one mode name, or a non-empty array of them, run in that order.
@@ -430,6 +445,8 @@ fn group(fields: &Fields<'_>) -> Result<Group, ScenarioError> {
         weight: weight.map_or(DEFAULT_WEIGHT, |weight| weight as u32),
         budget: budget_ms.map(|ms| Duration::from_millis(ms as u64)),
         preopen,
+        recreate_every: fields.seconds("recreate_every_s", false)?,
+        hostile: fields.boolean("hostile")?.unwrap_or(false),
     })
 }
 

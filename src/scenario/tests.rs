@@ -100,6 +100,9 @@ fn unset_keys_take_their_defaults() {
     assert!(group.args.is_empty());
     assert_eq!(group.budget, None);
     assert_eq!(group.preopen, None);
+    assert_eq!(group.recreate_every, None);
+    assert!(!group.hostile);
+    assert_eq!(scenario.settings.max_rss_growth, None);
 }
 
 #[test]
@@ -114,10 +117,13 @@ fn every_setting_is_read() {
         duration_s = 2.5
         warmup_s = 0
         seed = 42
+        max_rss_growth = 0.1
         {GROUP}
         count = 7
         weight = 300
         budget_ms = 1500
+        recreate_every_s = 0.5
+        hostile = true
         "#
     );
     let scenario = parse(&text).unwrap();
@@ -132,12 +138,15 @@ fn every_setting_is_read() {
             duration: Duration::from_millis(2500),
             warmup: Duration::ZERO,
             seed: 42,
+            max_rss_growth: Some(0.1),
         }
     );
     let group = &scenario.groups[0];
     assert_eq!(group.count, 7);
     assert_eq!(group.weight, 300);
     assert_eq!(group.budget, Some(Duration::from_millis(1500)));
+    assert_eq!(group.recreate_every, Some(Duration::from_millis(500)));
+    assert!(group.hostile);
 }
 
 #[test]
@@ -441,6 +450,7 @@ fn overrides_replace_only_what_they_give() {
             duration: Duration::from_secs(2),
             warmup: before.settings.warmup,
             seed: 9,
+            max_rss_growth: None,
         }
     );
     assert_eq!(scenario.groups, before.groups);
