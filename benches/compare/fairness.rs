@@ -84,66 +84,21 @@ pub fn light_beside_heavy(settings: &Settings, direct: &Direct, spin_ns: f64) ->
     let run = Run { warmup, window };
     let [p50, p99, p999, max, heavy_rate] = alternate(settings.rounds, |system| {
         Some(match system {
-            System::Corelane => {
-                let b: Vec<_> = heavy
-                    .iter()
-                    .chain(light.iter())
-                    .map(|d| d.lane().stats())
-                    .collect();
-                let wb = host.runtime().stats();
-                let r = run.measure(
-                    |index| {
-                        let call = heavy[index].call("spin", heavy_args);
-                        async move { call.await.map(drop).expect("a heavy call") }
-                    },
-                    |index| {
-                        let submitted = Instant::now();
-                        let call = light[index].call_timed("spin", light_args);
-                        async move {
-                            let timed = call.await.expect("a light call");
-                            timed.result.expect("a light call");
-                            submitted + timed.timing.waited + timed.timing.ran
-                        }
-                    },
-                );
-                let a: Vec<_> = heavy
-                    .iter()
-                    .chain(light.iter())
-                    .map(|d| d.lane().stats())
-                    .collect();
-                let wa = host.runtime().stats();
-                for (i, (x, y)) in b.iter().zip(&a).enumerate().take(4) {
-                    eprintln!(
-                        "LANE {i} w{} turns {} yields {} run {:?} maxwait {:?} waitsum {:?} jobs {}",
-                        y.worker,
-                        y.turns - x.turns,
-                        y.yields - x.yields,
-                        y.run_time - x.run_time,
-                        y.max_wait,
-                        y.wait_time - x.wait_time,
-                        y.completed - x.completed
-                    );
-                }
-                let lw: Vec<_> = b
-                    .iter()
-                    .zip(&a)
-                    .skip(2)
-                    .map(|(x, y)| (y.worker, (y.wait_time - x.wait_time).as_secs_f64() * 1e3))
-                    .collect();
-                eprintln!("LIGHT wait ms by lane: {:?}", lw);
-                for (x, y) in wb.workers.iter().zip(&wa.workers) {
-                    eprintln!(
-                        "WORKER {} busy {:?} turns {} polls {} parks {} pinned {}",
-                        y.index,
-                        y.busy - x.busy,
-                        y.lane_turns - x.lane_turns,
-                        y.polls - x.polls,
-                        y.parks - x.parks,
-                        y.pinned
-                    );
-                }
-                r
-            }
+            System::Corelane => run.measure(
+                |index| {
+                    let call = heavy[index].call("spin", heavy_args);
+                    async move { call.await.map(drop).expect("a heavy call") }
+                },
+                |index| {
+                    let submitted = Instant::now();
+                    let call = light[index].call_timed("spin", light_args);
+                    async move {
+                        let timed = call.await.expect("a light call");
+                        timed.result.expect("a light call");
+                        submitted + timed.timing.waited + timed.timing.ran
+                    }
+                },
+            ),
             System::TokioPerCore => run.measure(
                 |index| {
                     tokio.submit(&tokio_heavy[index], move |instance| {
@@ -239,22 +194,6 @@ impl Run {
                 .collect();
 
             // The collector waits for each light call in turn; each reports its own end.
-            let probe = scope.spawn(|| {
-                let mut late = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    std::thread::sleep(Duration::from_millis(1));
-                    late.push((t.elapsed().as_secs_f64() - 1e-3) * 1e3);
-                }
-                late.sort_by(f64::total_cmp);
-                eprintln!(
-                    "PROBE sleep(1ms) lateness ms: p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}",
-                    quantile(&late, 0.5),
-                    quantile(&late, 0.99),
-                    quantile(&late, 0.999),
-                    quantile(&late, 1.0)
-                );
-            });
             let collector = scope.spawn(move || {
                 let mut latencies = Vec::new();
                 for (intended, call) in arrived {
@@ -281,7 +220,6 @@ impl Run {
             drop(arrivals);
             stop.store(true, Ordering::Relaxed);
 
-            probe.join().unwrap();
             let heavy_rate: f64 = feeders
                 .into_iter()
                 .map(|feeder| feeder.join().expect("a feeder"))
@@ -291,45 +229,6 @@ impl Run {
 
         let mut sorted = latencies;
         sorted.sort_by(f64::total_cmp);
-        {
-            let mut buckets = [0usize; 12];
-            for v in &sorted {
-                let ms = v * 1e3;
-                let b = if ms < 1.0 {
-                    0
-                } else if ms < 2.0 {
-                    1
-                } else if ms < 3.0 {
-                    2
-                } else if ms < 5.0 {
-                    3
-                } else if ms < 10.0 {
-                    4
-                } else if ms < 15.0 {
-                    5
-                } else if ms < 20.0 {
-                    6
-                } else if ms < 50.0 {
-                    7
-                } else {
-                    8
-                };
-                buckets[b] += 1;
-            }
-            eprintln!(
-                "HIST <1 {} <2 {} <3 {} <5 {} <10 {} <15 {} <20 {} <50 {} >=50 {} (n {})",
-                buckets[0],
-                buckets[1],
-                buckets[2],
-                buckets[3],
-                buckets[4],
-                buckets[5],
-                buckets[6],
-                buckets[7],
-                buckets[8],
-                sorted.len()
-            );
-        }
         let ms = |q: f64| quantile(&sorted, q) * 1e3;
         [ms(0.50), ms(0.99), ms(0.999), ms(1.0), heavy_rate]
     }

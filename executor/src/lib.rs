@@ -61,6 +61,7 @@ pub mod lane;
 mod panic;
 mod park;
 pub mod placement;
+mod preempt;
 mod runtime;
 mod stats;
 mod sync;

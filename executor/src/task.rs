@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use async_task::{Builder, FallibleTask, WithInfo};
 
-use crate::body::{Hooks, Outcome, guarded};
+use crate::body::{Guarded, Hooks, Outcome};
 use crate::panic::{Contained, Panic};
 use crate::worker::{self, WorkerShared};
 
@@ -204,8 +204,8 @@ where
         .spawned
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-    let body = guarded(
-        Contained::new(future),
+    let body = Guarded::new(
+        future,
         TaskHooks {
             worker: worker.uid,
             registered: None,

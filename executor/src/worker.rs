@@ -37,6 +37,7 @@ use crate::lane::core::LaneCore;
 use crate::lane::job::JobEnd;
 use crate::lane::turn::LaneQueue;
 use crate::park::Sleeper;
+use crate::preempt::Preempt;
 use crate::runtime::RuntimeShared;
 
 /// Tasks run in a row before a lane gets a turn.
@@ -67,6 +68,13 @@ pub(crate) struct WorkerShared {
     pub(crate) stopped: AtomicBool,
     /// Set by the worker as its thread ends.
     pub(crate) exited: AtomicBool,
+    /// When the lane turn in progress began, on the runtime's clock; `u64::MAX` between
+    /// turns (`preempt.rs`, step 1).
+    pub(crate) turn_started_ns: AtomicU64,
+    /// A preemption was asked for during the turn in progress (`preempt.rs`, step 2).
+    pub(crate) preempt_asked: AtomicBool,
+    /// The runtime's preemption hook, if it has one.
+    preempt: Option<Arc<Preempt>>,
     pub(crate) counters: WorkerCounters,
 }
 
@@ -86,7 +94,11 @@ pub(crate) struct WorkerCounters {
 }
 
 impl WorkerShared {
-    pub(crate) fn new(index: usize, cpu: Option<usize>) -> WorkerShared {
+    pub(crate) fn new(
+        index: usize,
+        cpu: Option<usize>,
+        preempt: Option<Arc<Preempt>>,
+    ) -> WorkerShared {
         static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         let counters = WorkerCounters::default();
         // Relaxed: nothing else is published yet; the worker thread starts after this.
@@ -102,6 +114,9 @@ impl WorkerShared {
             sleeper: Sleeper::new(),
             stopped: AtomicBool::new(false),
             exited: AtomicBool::new(false),
+            turn_started_ns: AtomicU64::new(u64::MAX),
+            preempt_asked: AtomicBool::new(false),
+            preempt,
             counters,
         }
     }
@@ -150,7 +165,9 @@ impl WorkerShared {
             while let Some(runnable) = steal(&self.injector) {
                 drop(runnable);
             }
+            return;
         }
+        self.ask_preemption();
     }
 
     /// Sends a lane from another thread. The caller holds the lane's run queue entry (S2).
@@ -166,6 +183,16 @@ impl WorkerShared {
             while let Some(lane) = steal(&self.lane_injector) {
                 lane.cancel_contents();
             }
+            return;
+        }
+        self.ask_preemption();
+    }
+
+    /// New work waits behind the lane turn in progress: ask that turn to end early if it has
+    /// run long enough (`preempt.rs`, step 2).
+    fn ask_preemption(&self) {
+        if let Some(preempt) = &self.preempt {
+            preempt.ask_if_due(self);
         }
     }
 
@@ -228,9 +255,10 @@ pub(crate) fn schedule_task(target: &Arc<WorkerShared>, runnable: Runnable, info
 
 /// Puts a lane, whose run queue entry the caller holds (S2), in its home worker's run queue.
 pub(crate) fn enqueue_lane(lane: Arc<LaneCore>) {
-    let target = Arc::clone(&lane.workers[lane.home()]);
+    let home = lane.home();
+    let uid = lane.workers[home].uid;
     let mut lane = Some(lane);
-    with_local(target.uid, |local| {
+    with_local(uid, |local| {
         if let Some(lane) = lane.take() {
             local
                 .lanes
@@ -239,7 +267,9 @@ pub(crate) fn enqueue_lane(lane: Arc<LaneCore>) {
         }
     });
     if let Some(lane) = lane {
-        target.push_remote_lane(lane);
+        // The lane holds the runtime's workers: no clone of the target is needed.
+        let workers = Arc::clone(&lane.workers);
+        workers[home].push_remote_lane(lane);
     }
 }
 

@@ -740,3 +740,54 @@ fn shutdown_ends_a_started_job_that_was_woken_while_its_worker_was_busy() {
         );
     }
 }
+
+#[test]
+fn work_arriving_behind_a_long_job_asks_it_to_yield() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let hook_asked = Arc::clone(&asked);
+    let runtime = Runtime::builder()
+        .workers(1)
+        .preempt(move |_worker| {
+            hook_asked.fetch_add(1, Ordering::SeqCst);
+        })
+        .preempt_after(Duration::ZERO)
+        .build()
+        .unwrap();
+    let heavy = runtime.lane(()).unwrap();
+    let light = runtime.lane(()).unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let light_ran = Arc::new(AtomicBool::new(false));
+
+    // The heavy job yields only when the hook asks it to, and ends once the light job ran
+    // (or, if nothing ever asks, after PATIENCE, which fails the test below).
+    let job = heavy.submit({
+        let (asked, started, light_ran) = (asked.clone(), started.clone(), light_ran.clone());
+        async move {
+            started.store(true, Ordering::SeqCst);
+            let give_up = std::time::Instant::now() + PATIENCE;
+            let (mut seen, mut yields) = (0, 0);
+            while !light_ran.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                let now = asked.load(Ordering::SeqCst);
+                if now != seen {
+                    seen = now;
+                    yields += 1;
+                    yield_now().await;
+                }
+                std::hint::spin_loop();
+            }
+            (yields, light_ran.load(Ordering::SeqCst))
+        }
+    });
+    wait_until("the heavy job to start", || started.load(Ordering::SeqCst));
+
+    // Submitted from this thread, the light job reaches the busy worker through its
+    // injector, which is where a preemption request comes from.
+    let ran = light_ran.clone();
+    block_on(light.call(move |_| ran.store(true, Ordering::SeqCst)))
+        .unwrap()
+        .unwrap();
+    let (yields, light_ran_first) = block_on(job).unwrap().unwrap();
+    assert!(light_ran_first, "the light job waited for the heavy one");
+    assert!(yields >= 1);
+    assert!(asked.load(Ordering::SeqCst) >= 1);
+}

@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use wasmtime::{Caller, Linker};
 
+use crate::database::wall_clock_us;
 use crate::store::{CallState, StoreData};
 
 /// A guest's misuse of a host import; it ends the call.
@@ -145,7 +146,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
 
     linker.func_wrap("corelane", "now_us", |mut caller: Caller<'_, StoreData>| {
         let (_, call) = parts(&mut caller, "now_us")?;
-        Ok(call.now_us)
+        Ok(*call.now_us.get_or_init(wall_clock_us))
     })?;
 
     linker.func_wrap(

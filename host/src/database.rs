@@ -17,6 +17,7 @@
 //! its lane (queued calls still run), and drops its idle instances; [`Database::exited`]
 //! resolves once the last queued call has ended.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -26,16 +27,19 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use corelane_executor::{Drained, JobError, JobHandle, Lane, LaneGuard, LaneStats, block_on};
+use corelane_executor::{
+    Clock, Drained, JobError, JobHandle, Lane, LaneGuard, LaneStats, block_on,
+};
 
 use crate::error::CallError;
 use crate::fairness::Fairness;
 use crate::host::HostInner;
-use crate::instance::{Instance, WasmInstance, call_native};
+use crate::instance::{Ended, Instance, WasmInstance, call_native};
 use crate::kv::{Kv, Transaction};
 use crate::module::{Module, ModuleKind, WasmModule};
 use crate::pool::Pool;
 use crate::store::CallState;
+use crate::ticker::Quanta;
 use crate::wasi::WasiCtx;
 
 /// Options for a new database. Unset ones take the host's defaults.
@@ -91,6 +95,8 @@ pub(crate) struct Settings {
     pub(crate) fairness: Fairness,
     pub(crate) budget: Duration,
     pub(crate) budget_ticks: u64,
+    /// The ticker's count, to tell its ticks from preemption requests.
+    pub(crate) quanta: Quanta,
     pub(crate) fuel_enabled: bool,
     pub(crate) fuel_limit: u64,
     pub(crate) fuel_yield_interval: u64,
@@ -113,6 +119,8 @@ struct DbInner {
     settings: Settings,
     exited: AtomicBool,
     host: Weak<HostInner>,
+    /// The runtime's clock (cheap to read), for the timing of timed calls.
+    clock: Clock,
 }
 
 /// What a WASI command run produced.
@@ -131,8 +139,9 @@ pub struct CommandOutput {
     pub error: Option<CallError>,
 }
 
-/// How long a call waited for its turn and then took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How long a call waited for its turn and then took ([`Database::call_timed`]; zeros for
+/// calls that were not timed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timing {
     /// From submission until the call's job started on the database's worker.
     pub waited: Duration,
@@ -179,11 +188,13 @@ impl Database {
         options: &DatabaseOptions,
         settings: Settings,
         host: Weak<HostInner>,
+        clock: Clock,
     ) -> Database {
         let pool = Pool::new(
             options.max_idle_instances,
             options.max_instances.max(1),
             options.idle_timeout,
+            clock.clone(),
         );
         Database {
             inner: Arc::new(DbInner {
@@ -194,6 +205,7 @@ impl Database {
                 settings,
                 exited: AtomicBool::new(false),
                 host,
+                clock,
             }),
         }
     }
@@ -222,20 +234,21 @@ impl Database {
     /// Calls `reducer` with `args` (steps 1 to 5). The call is submitted now; the returned
     /// future resolves to the reducer's result bytes or a [`CallError`].
     pub fn call(&self, reducer: &str, args: impl Into<Vec<u8>>) -> Call<Vec<u8>> {
-        self.submit_reducer(reducer, args.into(), |result, _| result)
+        self.submit_reducer(reducer, args.into(), false, |result, _| result)
     }
 
     /// [`Database::call`], with how long the call waited and ran. A call that fails after it
     /// started still resolves to `Ok(Timed)`, its error in `Timed::result`; only a call that
     /// never ran (an exited database, an unknown reducer, a cancellation) resolves to `Err`.
     pub fn call_timed(&self, reducer: &str, args: impl Into<Vec<u8>>) -> Call<Timed> {
-        self.submit_reducer(reducer, args.into(), |result, timing| {
+        self.submit_reducer(reducer, args.into(), true, |result, timing| {
             Ok(Timed { result, timing })
         })
     }
 
     /// Step 1: checks, then submits a call whose outcome `finish` turns into the caller's.
-    fn submit_reducer<T, F>(&self, reducer: &str, args: Vec<u8>, finish: F) -> Call<T>
+    /// Only a `timed` call reads the clock for its [`Timing`]; others get zeros.
+    fn submit_reducer<T, F>(&self, reducer: &str, args: Vec<u8>, timed: bool, finish: F) -> Call<T>
     where
         T: Send + 'static,
         F: FnOnce(Result<Vec<u8>, CallError>, Timing) -> Result<T, CallError> + Send + 'static,
@@ -244,11 +257,7 @@ impl Database {
         if db.exited.load(Ordering::Acquire) {
             return Call::failed(db.no_such_module());
         }
-        let submitted = Instant::now();
-        let timing = move |started: Instant| Timing {
-            waited: started.duration_since(submitted),
-            ran: started.elapsed(),
-        };
+        let stopwatch = Stopwatch::start(timed.then(|| db.clock.clone()));
         let inner = Arc::clone(db);
         match &db.module {
             Module::Wasm(wasm) if wasm.kind == ModuleKind::Command => {
@@ -258,7 +267,7 @@ impl Database {
                 // A command through `call`: its standard output on success, else its status.
                 let wasm = Arc::clone(wasm);
                 let job = db.lane.submit(async move {
-                    let started = Instant::now();
+                    let stopwatch = stopwatch.started();
                     let result =
                         inner
                             .run_command(&wasm)
@@ -271,20 +280,30 @@ impl Database {
                                     stderr: output.stderr,
                                 }),
                             });
-                    finish(result, timing(started))
+                    finish(result, stopwatch.timing())
                 });
                 Call::job(job, db)
             }
             Module::Wasm(wasm) => {
-                let Some(&index) = wasm.reducer_index.get(reducer) else {
+                let Some(index) = wasm.reducer_index(reducer) else {
                     return Call::failed(db.no_such_reducer(reducer));
                 };
                 let wasm = Arc::clone(wasm);
-                let job = db.lane.submit_with(move |kv| async move {
-                    let started = Instant::now();
-                    let result = inner.call_wasm(&wasm, index, &args, kv).await;
-                    finish(result, timing(started))
-                });
+                // Two kinds of job: a `Never` call never suspends, and its job is a small
+                // future that does not carry Wasmtime's async call futures.
+                let job = if db.settings.fairness.is_async() {
+                    db.lane.submit_with(move |kv| async move {
+                        let stopwatch = stopwatch.started();
+                        let result = inner.call_wasm_suspending(&wasm, index, &args, kv).await;
+                        finish(result, stopwatch.timing())
+                    })
+                } else {
+                    db.lane.submit_with(move |kv| async move {
+                        let stopwatch = stopwatch.started();
+                        let result = inner.call_wasm_blocking(&wasm, index, &args, kv);
+                        finish(result, stopwatch.timing())
+                    })
+                };
                 Call::job(job, db)
             }
             Module::Native(native) => {
@@ -294,10 +313,10 @@ impl Database {
                 let native = Arc::clone(native);
                 let reducer = reducer.to_owned();
                 let job = db.lane.submit_with(move |kv| async move {
-                    let started = Instant::now();
+                    let stopwatch = stopwatch.started();
                     let ended = call_native(&native, &reducer, &args, inner.call_state(kv));
                     let result = inner.finish(ended.result, ended.state);
-                    finish(result, timing(started))
+                    finish(result, stopwatch.timing())
                 });
                 Call::job(job, db)
             }
@@ -391,8 +410,8 @@ impl Database {
         }
     }
 
-    pub(crate) fn pool_sweep(&self, now: Instant) -> usize {
-        self.inner.pool.sweep(now)
+    pub(crate) fn pool_sweep(&self) -> usize {
+        self.inner.pool.sweep()
     }
 
     /// Whether `self` and `other` are handles of the same database.
@@ -419,14 +438,14 @@ impl DbInner {
         CallState {
             kv,
             tx: Transaction::default(),
-            now_us: now_us(),
+            now_us: OnceCell::new(),
             failure: None,
             database: Arc::clone(&self.name),
         }
     }
 
-    /// Steps 2 to 4 for a Wasm reducer.
-    async fn call_wasm(
+    /// Steps 2 to 4 for a Wasm reducer of a database in fairness `Never`: nothing suspends.
+    fn call_wasm_blocking(
         &self,
         wasm: &WasmModule,
         index: usize,
@@ -439,12 +458,47 @@ impl DbInner {
             _ => {
                 let lease = self.pool.lease()?;
                 let wasi = WasiCtx::new(&wasm.name);
-                Box::new(WasmInstance::new(wasm, settings, wasi, Some(lease)).await?)
+                Box::new(WasmInstance::new_blocking(
+                    wasm,
+                    settings,
+                    wasi,
+                    Some(lease),
+                )?)
+            }
+        };
+        let ended = instance.call_blocking(index, args, self.call_state(kv), settings);
+        self.end_call(instance, ended)
+    }
+
+    /// Steps 2 to 4 for a Wasm reducer of a database in fairness `Epoch` or `Fuel`.
+    async fn call_wasm_suspending(
+        &self,
+        wasm: &WasmModule,
+        index: usize,
+        args: &[u8],
+        kv: LaneGuard<Kv>,
+    ) -> Result<Vec<u8>, CallError> {
+        let settings = &self.settings;
+        let mut instance = match self.pool.take() {
+            Some(Instance::Wasm(instance)) => instance,
+            _ => {
+                let lease = self.pool.lease()?;
+                let wasi = WasiCtx::new(&wasm.name);
+                // Boxed: instantiation is rare, and its future (about 1.2 KB) would otherwise
+                // make every call's job that much larger to build and to move.
+                let new = WasmInstance::new_suspending(wasm, settings, wasi, Some(lease));
+                Box::new(Box::pin(new).await?)
             }
         };
         let ended = instance
-            .call(index, args, self.call_state(kv), settings)
+            .call_suspending(index, args, self.call_state(kv), settings)
             .await;
+        self.end_call(instance, ended)
+    }
+
+    /// Step 4: a healthy instance goes back to the pool, and the writes of a call that
+    /// succeeded commit.
+    fn end_call(&self, instance: Box<WasmInstance>, ended: Ended) -> Result<Vec<u8>, CallError> {
         if ended.healthy && !self.exited.load(Ordering::Acquire) {
             self.pool.give_back(Instance::Wasm(instance));
         }
@@ -476,7 +530,12 @@ impl DbInner {
                     reason: format!("cannot preopen {}: {error}", dir.display()),
                 })?;
         }
-        let mut instance = WasmInstance::new(wasm, &self.settings, wasi, Some(lease)).await?;
+        let mut instance = if self.settings.fairness.is_async() {
+            let new = WasmInstance::new_suspending(wasm, &self.settings, wasi, Some(lease));
+            Box::pin(new).await?
+        } else {
+            WasmInstance::new_blocking(wasm, &self.settings, wasi, Some(lease))?
+        };
         let (status, stdout, stderr) = instance.run_command(&self.settings).await;
         let (status, error) = match status {
             Ok(status) => (status, None),
@@ -492,10 +551,47 @@ impl DbInner {
     }
 }
 
-fn now_us() -> i64 {
+/// Microseconds since the Unix epoch, for the `now_us` import.
+pub(crate) fn wall_clock_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_micros() as i64)
+}
+
+/// The timing of a timed call, on the runtime's clock; a no-op for an untimed one.
+struct Stopwatch {
+    clock: Option<Clock>,
+    submitted_ns: u64,
+    started_ns: u64,
+}
+
+impl Stopwatch {
+    fn start(clock: Option<Clock>) -> Stopwatch {
+        let submitted_ns = clock.as_ref().map_or(0, Clock::now_ns);
+        Stopwatch {
+            clock,
+            submitted_ns,
+            started_ns: 0,
+        }
+    }
+
+    /// Marks the job's start, on the database's worker.
+    fn started(mut self) -> Stopwatch {
+        self.started_ns = self.clock.as_ref().map_or(0, Clock::now_ns);
+        self
+    }
+
+    /// How long the call waited and ran, until now.
+    fn timing(&self) -> Timing {
+        let Some(clock) = &self.clock else {
+            return Timing::default();
+        };
+        let ended_ns = clock.now_ns();
+        Timing {
+            waited: Duration::from_nanos(self.started_ns.saturating_sub(self.submitted_ns)),
+            ran: Duration::from_nanos(ended_ns.saturating_sub(self.started_ns)),
+        }
+    }
 }
 
 /// A call in flight: a future resolving to its result or a [`CallError`].

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corelane_executor::{Handle, Runtime, ShutdownReport};
 use parking_lot::Mutex;
@@ -18,7 +18,7 @@ use crate::instance::budget_ticks;
 use crate::kv::Kv;
 use crate::module::{self, Module};
 use crate::store::{StoreData, StoreLimits};
-use crate::ticker::Ticker;
+use crate::ticker::{Quanta, Ticker};
 use crate::wasi::{self, WasiCtx};
 
 /// The shortest quantum the ticker supports.
@@ -168,7 +168,16 @@ impl HostBuilder {
             .map(|(key, item)| (key, item.ty(&store)))
             .collect();
 
-        let runtime = self.runtime.build()?;
+        // Work that arrives behind a long call makes it yield now, not at the next tick: the
+        // ticker's thread may not get a CPU in time while every core runs a worker. Every
+        // running call sees the tick; only one whose lane is behind in its worker's fair
+        // order loses the CPU, and such a tick counts nothing against a budget: budgets count
+        // the ticker's quanta only.
+        let preempted = engine.clone();
+        let runtime = self
+            .runtime
+            .preempt(move |_worker| preempted.increment_epoch())
+            .build()?;
         let inner = Arc::new(HostInner {
             engine: engine.clone(),
             linker,
@@ -182,10 +191,13 @@ impl HostBuilder {
             },
             databases: Mutex::new(HashMap::new()),
             runtime: runtime.handle().clone(),
+            quanta: Quanta::default(),
         });
         let weak = Arc::downgrade(&inner);
-        let ticker = Ticker::start(engine, self.quantum, move |now| sweep(&weak, now))
-            .map_err(HostError::Ticker)?;
+        let ticker = Ticker::start(engine, self.quantum, inner.quanta.clone(), move || {
+            sweep(&weak)
+        })
+        .map_err(HostError::Ticker)?;
         Ok(Host {
             inner,
             runtime: Some(runtime),
@@ -211,13 +223,10 @@ fn check_fairness(fairness: Fairness, fuel: bool) -> Result<(), HostError> {
 }
 
 /// Drops instances idle past their timeout, in every database.
-fn sweep(host: &Weak<HostInner>, now: Instant) {
+fn sweep(host: &Weak<HostInner>) {
     let Some(host) = host.upgrade() else { return };
     let databases: Vec<Database> = host.databases.lock().values().cloned().collect();
-    let dropped: usize = databases
-        .iter()
-        .map(|database| database.pool_sweep(now))
-        .sum();
+    let dropped: usize = databases.iter().map(Database::pool_sweep).sum();
     if dropped > 0 {
         tracing::trace!(dropped, "dropped idle instances");
     }
@@ -240,6 +249,8 @@ pub(crate) struct HostInner {
     pub(crate) config: HostConfig,
     databases: Mutex<HashMap<String, Database>>,
     runtime: Handle,
+    /// The ticker's count of quanta, which budgets are measured in.
+    quanta: Quanta,
 }
 
 impl HostInner {
@@ -364,6 +375,7 @@ impl Host {
             fairness,
             budget: options.budget,
             budget_ticks: budget_ticks(options.budget, inner.config.quantum),
+            quanta: inner.quanta.clone(),
             fuel_enabled: inner.config.fuel,
             fuel_limit: options.fuel_limit,
             fuel_yield_interval: options.fuel_yield_interval.max(1),
@@ -378,6 +390,7 @@ impl Host {
             &options,
             settings,
             Arc::downgrade(&self.inner),
+            inner.runtime.clock().clone(),
         );
         databases.insert(name.to_owned(), database.clone());
         Ok(database)

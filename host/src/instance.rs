@@ -50,51 +50,53 @@ pub(crate) struct Ended {
 }
 
 /// Configures a new store for a fairness mode, once.
+///
+/// Every move of the epoch reaches the store's callback: the ticker's, once a quantum, and
+/// the runtime's preemption requests, when another lane arrives behind a long call (`preempt`
+/// in `host.rs`). Only the ticker's moves count against the budget, one quantum each. Past
+/// its budget the call is interrupted (`Timeout`);
+/// otherwise it yields (`Epoch`) or goes on (`Never`, `Fuel`; Fuel yields on its fuel
+/// interval instead).
 fn configure(store: &mut Store<StoreData>, settings: &Settings) -> wasmtime::Result<()> {
     store.limiter(|data| &mut data.limits);
     // With fuel on in the engine, every store starts empty; only Fuel mode meters it.
     if settings.fuel_enabled {
         store.set_fuel(u64::MAX)?;
     }
-    match settings.fairness {
-        Fairness::Never => store.epoch_deadline_trap(),
-        Fairness::Epoch => store.epoch_deadline_callback(|mut cx| {
-            // One callback per quantum the call ran: the deadline is re-armed after each
-            // yield, relative to the epoch at resumption.
-            let data = cx.data_mut();
+    if settings.fairness == Fairness::Fuel {
+        store.fuel_async_yield_interval(Some(settings.fuel_yield_interval))?;
+    }
+    let yields = settings.fairness == Fairness::Epoch;
+    let quanta = settings.quanta.clone();
+    store.epoch_deadline_callback(move |mut cx| {
+        let data = cx.data_mut();
+        let quantum = quanta.now();
+        if quantum != data.last_quantum {
+            // However many ticks passed (the thread may have lost its CPU), one counts: the
+            // budget is quanta this call saw itself run in.
+            data.last_quantum = quantum;
             data.ticks += 1;
             if data.ticks >= data.budget_ticks {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            Ok(UpdateDeadline::Yield(1))
-        }),
-        Fairness::Fuel => {
-            store.fuel_async_yield_interval(Some(settings.fuel_yield_interval))?;
-            store.epoch_deadline_callback(|mut cx| {
-                let data = cx.data_mut();
-                data.ticks += 1;
-                if data.ticks >= data.budget_ticks {
-                    return Ok(UpdateDeadline::Interrupt);
-                }
-                Ok(UpdateDeadline::Continue(1))
-            });
         }
-    }
+        Ok(if yields {
+            UpdateDeadline::Yield(1)
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
     Ok(())
 }
 
 /// Arms the budget (and the fuel) for the next entry into Wasm.
 fn arm(store: &mut Store<StoreData>, settings: &Settings) -> wasmtime::Result<()> {
-    store.data_mut().limits.hit = None;
-    match settings.fairness {
-        Fairness::Never => store.set_epoch_deadline(settings.budget_ticks),
-        Fairness::Epoch | Fairness::Fuel => {
-            let data = store.data_mut();
-            data.ticks = 0;
-            data.budget_ticks = settings.budget_ticks;
-            store.set_epoch_deadline(1);
-        }
-    }
+    let data = store.data_mut();
+    data.limits.hit = None;
+    data.ticks = 0;
+    data.budget_ticks = settings.budget_ticks;
+    data.last_quantum = settings.quanta.now();
+    store.set_epoch_deadline(1);
     if settings.fairness == Fairness::Fuel {
         store.set_fuel(settings.fuel_limit)?;
     }
@@ -160,33 +162,41 @@ fn classify(error: wasmtime::Error, data: &StoreData, settings: &Settings) -> Ca
 }
 
 impl WasmInstance {
-    /// Instantiates `module` in a new store set up for `settings`, running its start function
-    /// under the call budget.
-    pub(crate) async fn new(
+    /// Instantiates `module` in a new store set up for `settings` (fairness `Never`), running
+    /// its start function under the call budget.
+    pub(crate) fn new_blocking(
         module: &WasmModule,
         settings: &Settings,
         wasi: WasiCtx,
         lease: Option<Lease>,
     ) -> Result<WasmInstance, CallError> {
-        let limits = StoreLimits {
-            memory_bytes: settings.memory_limit,
-            table_elements: settings.table_limit,
-            hit: None,
-        };
-        let mut store = Store::new(module.module.engine(), StoreData::new(limits, wasi));
-        let setup = configure(&mut store, settings).and_then(|()| arm(&mut store, settings));
-        setup.map_err(|error| CallError::Trap {
-            code: None,
-            message: format!("{error:#}"),
-        })?;
+        let mut store = new_store(module, settings, wasi)?;
+        let instantiated = module.pre.instantiate(&mut store);
+        WasmInstance::resolve(module, store, instantiated, settings, lease)
+    }
 
-        let instantiated = if settings.fairness.is_async() {
-            module.pre.instantiate_async(&mut store).await
-        } else {
-            module.pre.instantiate(&mut store)
-        };
+    /// [`WasmInstance::new_blocking`] for the modes that suspend (`Epoch`, `Fuel`): the start
+    /// function yields like a call.
+    pub(crate) async fn new_suspending(
+        module: &WasmModule,
+        settings: &Settings,
+        wasi: WasiCtx,
+        lease: Option<Lease>,
+    ) -> Result<WasmInstance, CallError> {
+        let mut store = new_store(module, settings, wasi)?;
+        let instantiated = module.pre.instantiate_async(&mut store).await;
+        WasmInstance::resolve(module, store, instantiated, settings, lease)
+    }
+
+    /// Resolves the exports of a new instance, once.
+    fn resolve(
+        module: &WasmModule,
+        mut store: Store<StoreData>,
+        instantiated: wasmtime::Result<wasmtime::Instance>,
+        settings: &Settings,
+        lease: Option<Lease>,
+    ) -> Result<WasmInstance, CallError> {
         let instance = instantiated.map_err(|error| classify(error, store.data(), settings))?;
-
         store.data_mut().memory = instance.get_memory(&mut store, "memory");
         let alloc = instance
             .get_typed_func::<i32, i32>(&mut store, "corelane_alloc")
@@ -210,8 +220,10 @@ impl WasmInstance {
         })
     }
 
-    /// Calls reducer `index` with `args`, with the database's state lent in `state`.
-    pub(crate) async fn call(
+    /// Calls reducer `index` with `args`, with the database's state lent in `state`, through
+    /// Wasmtime's synchronous entry points (fairness `Never`). A database in this mode builds
+    /// its calls' jobs on this, so that they are small futures that never suspend.
+    pub(crate) fn call_blocking(
         &mut self,
         index: usize,
         args: &[u8],
@@ -219,7 +231,26 @@ impl WasmInstance {
         settings: &Settings,
     ) -> Ended {
         self.store.data_mut().call = Some(state);
-        let result = self.invoke(index, args, settings).await;
+        let result = self.invoke_blocking(index, args, settings);
+        self.ended(result)
+    }
+
+    /// [`WasmInstance::call_blocking`] through Wasmtime's async entry points (`Epoch`, `Fuel`),
+    /// whose futures return `Pending` at every quantum or fuel interval.
+    pub(crate) async fn call_suspending(
+        &mut self,
+        index: usize,
+        args: &[u8],
+        state: CallState,
+        settings: &Settings,
+    ) -> Ended {
+        self.store.data_mut().call = Some(state);
+        let result = self.invoke_suspending(index, args, settings).await;
+        self.ended(result)
+    }
+
+    /// Takes the state back after a call; the instance is healthy unless the call broke.
+    fn ended(&mut self, result: Result<Vec<u8>, CallError>) -> Ended {
         let state = self.store.data_mut().call.take();
         let healthy = match &result {
             Ok(_) | Err(CallError::Failed { .. }) => true,
@@ -232,101 +263,55 @@ impl WasmInstance {
         }
     }
 
-    async fn invoke(
+    /// Steps 2 to 4 of a call (docs/abi.md), synchronously.
+    fn invoke_blocking(
         &mut self,
         index: usize,
         args: &[u8],
         settings: &Settings,
     ) -> Result<Vec<u8>, CallError> {
-        let Some(Some(reducer)) = self.reducers.get(index).cloned() else {
-            return Err(CallError::BadArguments {
-                reason: format!("reducer #{index} is not exported"),
-            });
-        };
+        let reducer = reducer(&self.reducers, index)?;
         let store = &mut self.store;
         arm(store, settings).map_err(|error| classify(error, store.data(), settings))?;
-
-        // Step 2 of a call (docs/abi.md): the arguments.
-        let (args_ptr, args_len) = if args.is_empty() {
-            (0, 0)
-        } else {
-            let Some(alloc) = self.alloc.clone() else {
-                return Err(CallError::BadArguments {
-                    reason: "the module takes no arguments: it does not export `corelane_alloc`"
-                        .into(),
-                });
-            };
-            let len = i32::try_from(args.len()).map_err(|_| CallError::BadArguments {
-                reason: format!(
-                    "{} bytes of arguments is more than a 32-bit memory holds",
-                    args.len()
-                ),
-            })?;
-            let ptr = if settings.fairness.is_async() {
-                alloc.call_async(&mut *store, len).await
-            } else {
-                alloc.call(&mut *store, len)
-            };
-            let ptr = ptr.map_err(|error| classify(error, store.data(), settings))?;
-            let memory = store.data().memory.ok_or_else(|| CallError::BadArguments {
-                reason: "the module does not export its memory as `memory`".into(),
-            })?;
-            let size = memory.data_size(&*store);
-            let range = abi::range("corelane_alloc", ptr, len, size).map_err(|_| CallError::BadArguments {
-                reason: format!("`corelane_alloc({len})` returned {ptr:#x}, outside the memory of {size} bytes"),
-            })?;
-            memory.data_mut(&mut *store)[range].copy_from_slice(args);
-            (ptr, len)
-        };
-
-        // Step 3: the reducer.
-        let returned = if settings.fairness.is_async() {
-            reducer.call_async(&mut *store, (args_ptr, args_len)).await
-        } else {
-            reducer.call(&mut *store, (args_ptr, args_len))
-        };
-        let returned = returned.map_err(|error| classify(error, store.data(), settings))?;
-
-        // Step 4: the result, or the failure code.
-        if returned < 0 {
-            let message = store
-                .data_mut()
-                .call
-                .as_mut()
-                .and_then(|call| call.failure.take());
-            return Err(CallError::Failed {
-                code: returned,
-                message,
-            });
-        }
-        // `0` is the empty result (docs/abi.md). Any other empty range must still lie in the
-        // memory, like every range.
-        if returned == 0 {
-            return Ok(Vec::new());
-        }
-        let (ptr, len) = ((returned >> 32) as u32, returned as u32);
-        let memory = store.data().memory.ok_or_else(|| CallError::BadResult {
-            reason: "the module does not export its memory as `memory`".into(),
-        })?;
-        let size = memory.data_size(&*store);
-        let range = abi::range("the result", ptr as i32, len as i32, size).map_err(|_| {
-            CallError::BadResult {
-                reason: format!(
-                    "the reducer returned {ptr:#x}+{len}, outside the memory of {size} bytes"
-                ),
+        let params = match argument_length(args, self.alloc.as_ref())? {
+            None => (0, 0),
+            Some((alloc, len)) => {
+                let ptr = alloc.call(&mut *store, len);
+                write_arguments(store, ptr, args, settings)?
             }
-        })?;
-        Ok(memory.data(&*store)[range].to_vec())
+        };
+        let returned = reducer.call(&mut *store, params);
+        read_result(store, returned, settings)
     }
 
-    /// Runs a WASI command's `_start` to its end, once.
+    /// Steps 2 to 4 of a call, through the async entry points.
+    async fn invoke_suspending(
+        &mut self,
+        index: usize,
+        args: &[u8],
+        settings: &Settings,
+    ) -> Result<Vec<u8>, CallError> {
+        let reducer = reducer(&self.reducers, index)?;
+        let store = &mut self.store;
+        arm(store, settings).map_err(|error| classify(error, store.data(), settings))?;
+        let params = match argument_length(args, self.alloc.as_ref())? {
+            None => (0, 0),
+            Some((alloc, len)) => {
+                let ptr = alloc.call_async(&mut *store, len).await;
+                write_arguments(store, ptr, args, settings)?
+            }
+        };
+        let returned = reducer.call_async(&mut *store, params).await;
+        read_result(store, returned, settings)
+    }
+
     /// Runs a WASI command's `_start` to its end, once: its exit status (or why it did not
     /// reach one), and what it wrote either way.
     pub(crate) async fn run_command(
         &mut self,
         settings: &Settings,
     ) -> (Result<i32, CallError>, Vec<u8>, Vec<u8>) {
-        let Some(start) = self.start.clone() else {
+        let Some(start) = &self.start else {
             let wrong = CallError::WrongKind {
                 reason: "the module is not a WASI command".into(),
             };
@@ -353,6 +338,123 @@ impl WasmInstance {
         let (stdout, stderr) = store.data_mut().wasi.take_output();
         (status, stdout, stderr)
     }
+}
+
+/// A new store for `module`, configured and armed for `settings`.
+fn new_store(
+    module: &WasmModule,
+    settings: &Settings,
+    wasi: WasiCtx,
+) -> Result<Store<StoreData>, CallError> {
+    let limits = StoreLimits {
+        memory_bytes: settings.memory_limit,
+        table_elements: settings.table_limit,
+        hit: None,
+    };
+    let mut store = Store::new(module.module.engine(), StoreData::new(limits, wasi));
+    let setup = configure(&mut store, settings).and_then(|()| arm(&mut store, settings));
+    setup.map_err(|error| CallError::Trap {
+        code: None,
+        message: format!("{error:#}"),
+    })?;
+    Ok(store)
+}
+
+type Reducer = TypedFunc<(i32, i32), i64>;
+type Alloc = TypedFunc<i32, i32>;
+
+/// Reducer `index` of an instance.
+fn reducer(reducers: &[Option<Reducer>], index: usize) -> Result<&Reducer, CallError> {
+    match reducers.get(index) {
+        Some(Some(reducer)) => Ok(reducer),
+        _ => Err(CallError::BadArguments {
+            reason: format!("reducer #{index} is not exported"),
+        }),
+    }
+}
+
+/// Step 2 of a call, its first half: `None` for no arguments, else `corelane_alloc` and the
+/// length to ask it for.
+fn argument_length<'a>(
+    args: &[u8],
+    alloc: Option<&'a Alloc>,
+) -> Result<Option<(&'a Alloc, i32)>, CallError> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let Some(alloc) = alloc else {
+        return Err(CallError::BadArguments {
+            reason: "the module takes no arguments: it does not export `corelane_alloc`".into(),
+        });
+    };
+    let len = i32::try_from(args.len()).map_err(|_| CallError::BadArguments {
+        reason: format!(
+            "{} bytes of arguments is more than a 32-bit memory holds",
+            args.len()
+        ),
+    })?;
+    Ok(Some((alloc, len)))
+}
+
+/// Step 2, its second half: copies the arguments to where `corelane_alloc` said.
+fn write_arguments(
+    store: &mut Store<StoreData>,
+    ptr: wasmtime::Result<i32>,
+    args: &[u8],
+    settings: &Settings,
+) -> Result<(i32, i32), CallError> {
+    let ptr = ptr.map_err(|error| classify(error, store.data(), settings))?;
+    let len = args.len() as i32;
+    let memory = store.data().memory.ok_or_else(|| CallError::BadArguments {
+        reason: "the module does not export its memory as `memory`".into(),
+    })?;
+    let size = memory.data_size(&*store);
+    let range =
+        abi::range("corelane_alloc", ptr, len, size).map_err(|_| CallError::BadArguments {
+            reason: format!(
+                "`corelane_alloc({len})` returned {ptr:#x}, outside the memory of {size} bytes"
+            ),
+        })?;
+    memory.data_mut(&mut *store)[range].copy_from_slice(args);
+    Ok((ptr, len))
+}
+
+/// Steps 3 and 4 after the reducer returned: the result bytes, or the failure code.
+fn read_result(
+    store: &mut Store<StoreData>,
+    returned: wasmtime::Result<i64>,
+    settings: &Settings,
+) -> Result<Vec<u8>, CallError> {
+    let returned = returned.map_err(|error| classify(error, store.data(), settings))?;
+    if returned < 0 {
+        let message = store
+            .data_mut()
+            .call
+            .as_mut()
+            .and_then(|call| call.failure.take());
+        return Err(CallError::Failed {
+            code: returned,
+            message,
+        });
+    }
+    // `0` is the empty result (docs/abi.md). Any other empty range must still lie in the
+    // memory, like every range.
+    if returned == 0 {
+        return Ok(Vec::new());
+    }
+    let (ptr, len) = ((returned >> 32) as u32, returned as u32);
+    let memory = store.data().memory.ok_or_else(|| CallError::BadResult {
+        reason: "the module does not export its memory as `memory`".into(),
+    })?;
+    let size = memory.data_size(&*store);
+    let range = abi::range("the result", ptr as i32, len as i32, size).map_err(|_| {
+        CallError::BadResult {
+            reason: format!(
+                "the reducer returned {ptr:#x}+{len}, outside the memory of {size} bytes"
+            ),
+        }
+    })?;
+    Ok(memory.data(&*store)[range].to_vec())
 }
 
 /// Calls a native reducer, with the database's state lent in `state`.
@@ -384,7 +486,7 @@ pub(crate) fn call_native(
         let mut cx = NativeCtx {
             kv,
             tx,
-            now_us: *now_us,
+            now_us,
             database,
         };
         reducer(&mut cx, args)

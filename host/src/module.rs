@@ -48,6 +48,21 @@ pub struct WasmModule {
     pub(crate) initial_memory: Option<u64>,
 }
 
+impl WasmModule {
+    /// The index of the reducer called `name`. Every call looks its reducer up: a few names
+    /// are compared in place, faster than hashing one; many go through the map.
+    pub(crate) fn reducer_index(&self, name: &str) -> Option<usize> {
+        if self.reducers.len() <= LINEAR_LOOKUP {
+            self.reducers.iter().position(|reducer| reducer == name)
+        } else {
+            self.reducer_index.get(name).copied()
+        }
+    }
+}
+
+/// Up to this many reducers, a lookup compares names instead of hashing.
+const LINEAR_LOOKUP: usize = 8;
+
 impl Module {
     /// A module of reducers written in Rust.
     pub fn native(module: NativeModule) -> Module {
@@ -81,7 +96,7 @@ impl Module {
     /// Whether the module has a reducer of this name.
     pub fn has_reducer(&self, name: &str) -> bool {
         match self {
-            Module::Wasm(wasm) => wasm.reducer_index.contains_key(name),
+            Module::Wasm(wasm) => wasm.reducer_index(name).is_some(),
             Module::Native(native) => native.get(name).is_some(),
         }
     }

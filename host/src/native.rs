@@ -6,6 +6,7 @@
 //! only if it returns `Ok`. It runs to its end in one poll, whatever the fairness mode, and the
 //! budget cannot interrupt it: native code is trusted code.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -88,7 +89,7 @@ impl NativeFailure {
 pub struct NativeCtx<'a> {
     pub(crate) kv: &'a Kv,
     pub(crate) tx: &'a mut Transaction,
-    pub(crate) now_us: i64,
+    pub(crate) now_us: &'a OnceCell<i64>,
     pub(crate) database: &'a str,
 }
 
@@ -113,9 +114,10 @@ impl NativeCtx<'_> {
         self.tx.scan_from(self.kv, start)
     }
 
-    /// Microseconds since the Unix epoch, fixed when the call started.
+    /// Microseconds since the Unix epoch, read when the call first asks and the same for the
+    /// rest of the call.
     pub fn now_us(&self) -> i64 {
-        self.now_us
+        *self.now_us.get_or_init(crate::database::wall_clock_us)
     }
 
     /// The database's name.

@@ -16,8 +16,9 @@
 //! that happens, so that `max_live` bounds instances in use and idle together.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use corelane_executor::Clock;
 use parking_lot::Mutex;
 
 use crate::error::CallError;
@@ -27,12 +28,15 @@ pub(crate) struct Pool {
     inner: Mutex<PoolInner>,
     max_idle: usize,
     max_live: usize,
-    idle_timeout: Duration,
+    idle_timeout_ns: u64,
+    /// The runtime's clock: every call that gives an instance back reads it, so it is the
+    /// cheap one.
+    clock: Clock,
 }
 
 struct PoolInner {
-    /// Idle instances with the time they came back, most recent last.
-    idle: Vec<(Instance, Instant)>,
+    /// Idle instances with the time they came back (on `clock`), most recent last.
+    idle: Vec<(Instance, u64)>,
     /// Instances that exist: idle, in use, or on their way to being dropped.
     live: usize,
 }
@@ -48,7 +52,12 @@ impl Drop for Lease {
 }
 
 impl Pool {
-    pub(crate) fn new(max_idle: usize, max_live: usize, idle_timeout: Duration) -> Arc<Pool> {
+    pub(crate) fn new(
+        max_idle: usize,
+        max_live: usize,
+        idle_timeout: Duration,
+        clock: Clock,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             inner: Mutex::new(PoolInner {
                 idle: Vec::new(),
@@ -56,7 +65,8 @@ impl Pool {
             }),
             max_idle,
             max_live,
-            idle_timeout,
+            idle_timeout_ns: u64::try_from(idle_timeout.as_nanos()).unwrap_or(u64::MAX),
+            clock,
         })
     }
 
@@ -79,10 +89,11 @@ impl Pool {
 
     /// Takes back a healthy instance, or drops it if the pool is full.
     pub(crate) fn give_back(&self, instance: Instance) {
+        let now = self.clock.now_ns();
         let rejected = {
             let mut inner = self.inner.lock();
             if inner.idle.len() < self.max_idle {
-                inner.idle.push((instance, Instant::now()));
+                inner.idle.push((instance, now));
                 None
             } else {
                 Some(instance)
@@ -92,14 +103,15 @@ impl Pool {
         drop(rejected);
     }
 
-    /// Drops instances idle since before `now - idle_timeout`; returns how many.
-    pub(crate) fn sweep(&self, now: Instant) -> usize {
-        let stale: Vec<(Instance, Instant)> = {
+    /// Drops instances idle for `idle_timeout` or longer; returns how many.
+    pub(crate) fn sweep(&self) -> usize {
+        let now = self.clock.now_ns();
+        let stale: Vec<(Instance, u64)> = {
             let mut inner = self.inner.lock();
             let keep = inner
                 .idle
                 .iter()
-                .position(|(_, since)| now.duration_since(*since) < self.idle_timeout);
+                .position(|(_, since)| now.saturating_sub(*since) < self.idle_timeout_ns);
             let keep = keep.unwrap_or(inner.idle.len());
             inner.idle.drain(..keep).collect()
         };

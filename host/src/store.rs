@@ -1,5 +1,6 @@
 //! What each Wasmtime store carries: the call in progress, limits, budget, WASI state.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use corelane_executor::LaneGuard;
@@ -17,9 +18,11 @@ pub struct StoreData {
     pub(crate) limits: StoreLimits,
     /// The instance's exported memory, once it exists.
     pub(crate) memory: Option<Memory>,
-    /// Quanta the current call has run, and the budget in quanta.
+    /// Quanta the current call has run, the budget in quanta, and the ticker's count when
+    /// the callback last looked.
     pub(crate) ticks: u64,
     pub(crate) budget_ticks: u64,
+    pub(crate) last_quantum: u64,
 }
 
 impl StoreData {
@@ -31,6 +34,7 @@ impl StoreData {
             memory: None,
             ticks: 0,
             budget_ticks: u64::MAX,
+            last_quantum: 0,
         }
     }
 
@@ -44,7 +48,8 @@ impl StoreData {
 pub(crate) struct CallState {
     pub(crate) kv: LaneGuard<Kv>,
     pub(crate) tx: Transaction,
-    pub(crate) now_us: i64,
+    /// The wall clock for the `now_us` import: read at the call's first use, then fixed.
+    pub(crate) now_us: OnceCell<i64>,
     pub(crate) failure: Option<String>,
     pub(crate) database: Arc<str>,
 }

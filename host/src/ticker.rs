@@ -1,7 +1,9 @@
 //! The epoch ticker: one thread per engine that advances the epoch every quantum.
 //!
 //! Running reducers check the engine's epoch at loop heads and function entries; when it
-//! passes their deadline, they yield (Epoch mode) or count a quantum against their budget.
+//! passes their deadline, they yield (Epoch mode) and count a quantum against their budget.
+//! The epoch also moves when the runtime asks a long call to make way (`preempt` in
+//! `host.rs`), so the ticker counts its ticks apart, in [`Quanta`]: only those are quanta.
 //! The same thread sweeps the databases' instance pools about once a second, dropping
 //! instances idle past their timeout. It stops when the host shuts down.
 //!
@@ -10,7 +12,7 @@
 //! full quantum after it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,17 +21,31 @@ use wasmtime::Engine;
 /// How often the ticker sweeps the instance pools.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// The number of quanta the ticker has ticked, shared with every store's epoch callback.
+#[derive(Clone, Default)]
+pub(crate) struct Quanta(Arc<AtomicU64>);
+
+impl Quanta {
+    /// The current count. A callback that runs on the epoch's move before the count's
+    /// (they are two atomics) counts that quantum at its next callback instead.
+    pub(crate) fn now(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Ticker {
-    /// Starts the ticker. `sweep` runs on its thread about once a second.
+    /// Starts the ticker, counting in `quanta`. `sweep` runs on its thread about once a
+    /// second.
     pub(crate) fn start(
         engine: Engine,
         quantum: Duration,
-        sweep: impl Fn(Instant) + Send + 'static,
+        quanta: Quanta,
+        sweep: impl Fn() + Send + 'static,
     ) -> std::io::Result<Ticker> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
@@ -45,10 +61,11 @@ impl Ticker {
                         thread::park_timeout(next_tick - now);
                         continue;
                     }
+                    quanta.0.fetch_add(1, Ordering::Relaxed);
                     engine.increment_epoch();
                     next_tick = (next_tick + quantum).max(now + quantum / 2);
                     if now >= next_sweep {
-                        sweep(now);
+                        sweep();
                         next_sweep = now + SWEEP_EVERY;
                     }
                 }

@@ -11,8 +11,8 @@ use async_task::Builder;
 use parking_lot::{ArcMutexGuard, Mutex, RawMutex};
 
 use super::core::{JobMeta, LaneCore};
-use crate::body::{End, Hooks, Outcome, guarded};
-use crate::panic::{Contained, Panic};
+use crate::body::{End, Guarded, Hooks, Outcome};
+use crate::panic::Panic;
 use crate::task::Completion;
 use crate::worker;
 
@@ -163,7 +163,7 @@ where
         waited: false,
         end: None,
     };
-    let body = guarded(Contained::new(job), hooks);
+    let body = Guarded::new(job, hooks);
     let woken = Arc::clone(lane);
     let (runnable, task) = Builder::new()
         .metadata(JobMeta { submitted_ns })

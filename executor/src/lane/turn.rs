@@ -152,6 +152,9 @@ impl Local {
         let counters = &lane.counters;
         // Relaxed: read by stats, which count the turn in progress too.
         counters.turn_started_ns.store(start, Ordering::Relaxed);
+        // Preemption step 1 (`preempt.rs`); Relaxed, as that module says.
+        self.shared.preempt_asked.store(false, Ordering::Relaxed);
+        self.shared.turn_started_ns.store(start, Ordering::Relaxed);
 
         let mut jobs = 0u32;
         let mut now = start;
@@ -218,6 +221,9 @@ impl Local {
         let end_ns = if now_is_fresh { now } else { clock.now_ns() };
         self.now_ns.set(end_ns);
         self.now_stale.set(false);
+        self.shared
+            .turn_started_ns
+            .store(u64::MAX, Ordering::Relaxed);
         let ran = end_ns.saturating_sub(start);
         let weight = u64::from(lane.weight.load(Ordering::Relaxed).max(1));
         // Saturating: a manual clock can make `ran` as large as it likes.
