@@ -431,6 +431,17 @@ fn wasi(args: WasiArgs) -> Result<ExitCode, String> {
     std::io::stderr()
         .write_all(&output.stderr)
         .map_err(|e| e.to_string())?;
+    // A program stopped short of an exit status (a trap, its budget) says why, after what it
+    // wrote, and fails.
+    if let Some(error) = &output.error {
+        eprintln!(
+            "{}: {}: {error}, after {}",
+            args.program.display(),
+            run::kind(error),
+            human(output.duration)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     eprintln!(
         "exit status {}, ran {}",
         output.status,

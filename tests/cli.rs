@@ -212,8 +212,9 @@ fn wasi_prints_the_programs_expected_output() {
             .output()
             .unwrap();
         assert!(output.status.success(), "{name}: {}", text(&output));
-        let expected =
-            std::fs::read(shootout.join(format!("{name}.stdout.expected"))).unwrap_or_default();
+        let expected_path = shootout.join(format!("{name}.stdout.expected"));
+        let expected = std::fs::read(&expected_path)
+            .unwrap_or_else(|error| panic!("{}: {error}", expected_path.display()));
         assert_eq!(output.stdout, expected, "{name}");
         assert!(
             String::from_utf8_lossy(&output.stderr).contains("exit status 0"),
@@ -221,6 +222,35 @@ fn wasi_prints_the_programs_expected_output() {
             text(&output)
         );
     }
+}
+
+#[test]
+fn a_wasi_program_that_traps_prints_what_it_wrote_then_why_and_fails() {
+    // Writes "partial\n" to stdout through fd_write, then traps.
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "fd_write"
+            (func $fd_write (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 16) "partial\n")
+        (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const 8))
+            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+            unreachable))"#;
+    let dir = std::env::temp_dir().join(format!("corelane-cli-trap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("traps.wat");
+    std::fs::write(&program, wat).unwrap();
+    let output = corelane().arg("wasi").arg(&program).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!output.status.success(), "{}", text(&output));
+    assert_eq!(output.stdout, b"partial\n", "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("traps.wat") && stderr.contains("Trap"),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]

@@ -77,6 +77,8 @@ pub use clock::Clock;
 pub use lane::{Drained, JobError, JobHandle, Lane, LaneBuilder, LaneError, LaneGuard, LaneId};
 pub use panic::Panic;
 pub use placement::Placement;
-pub use runtime::{BuildError, Builder, Handle, Runtime, ShutdownReport, SpawnError};
+pub use runtime::{
+    BuildError, Builder, Handle, MAX_DROP_TIMEOUT, Runtime, ShutdownReport, SpawnError,
+};
 pub use stats::{LaneStats, RuntimeStats, WorkerStats};
 pub use task::{JoinError, JoinHandle, yield_now};

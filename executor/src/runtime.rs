@@ -43,6 +43,9 @@ const STOPPED: u8 = 2;
 /// How long shutdown waits for workers to exit once told to stop (step 4).
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// The longest a dropped runtime waits for its work before it cancels what is left.
+pub const MAX_DROP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Why a runtime could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -180,7 +183,9 @@ impl Builder {
         self
     }
 
-    /// The timeout that dropping the runtime uses for its shutdown (default 5 s).
+    /// The timeout that dropping the runtime uses for its shutdown (default 5 s), at most
+    /// [`MAX_DROP_TIMEOUT`]: a drop never waits for ever. [`Runtime::shutdown`] takes any
+    /// timeout, `Duration::MAX` included.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
         self.shutdown_timeout = timeout;
         self
@@ -664,7 +669,7 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         if !self.shut_down {
             let timeout = self.handle.shared.config.shutdown_timeout;
-            self.shutdown_now(timeout);
+            self.shutdown_now(timeout.min(MAX_DROP_TIMEOUT));
         }
     }
 }

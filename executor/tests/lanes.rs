@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Gate, PATIENCE, quietly, thread_blocker, wait_until};
+use common::{Gate, PATIENCE, Parked, quietly, thread_blocker, wait_until};
 use corelane_executor::{
     Balance, Clock, Handle, JobError, Lane, LaneError, Runtime, block_on, yield_now,
 };
@@ -570,18 +570,24 @@ fn bad_lane_options_are_typed_errors() {
 
 #[test]
 fn runtime_shutdown_cancels_queued_jobs_and_refuses_new_ones() {
-    let runtime = runtime(1);
+    let runtime = runtime(2);
+    // A task waiting for ever on worker 1 makes the timeout pass, and its drop says the
+    // runtime has begun to stop: only then is worker 0, which holds the queued jobs, let go.
+    let (parked, _slot, _polls, dropped) = Parked::new();
+    let waiting = runtime.spawn_on(1, parked).unwrap();
     let release = hold_worker(&runtime, 0);
-    let lane = runtime.lane(()).unwrap();
+    let lane = runtime.lane_builder().worker(0).build(()).unwrap();
     let queued: Vec<_> = (0..10).map(|_| lane.submit(async {})).collect();
     let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(30));
+        wait_until("the stop to begin", || dropped.load(Ordering::SeqCst) == 1);
         release();
     });
     let handle = runtime.handle().clone();
     let report = runtime.shutdown(Duration::from_millis(5));
     releaser.join().unwrap();
     assert!(!report.finished_in_time);
+    assert!(report.stuck_workers.is_empty(), "{report:?}");
+    assert!(block_on(waiting).unwrap().unwrap_err().is_cancelled());
     for job in queued {
         assert!(block_on(job).unwrap().unwrap_err().is_cancelled());
     }

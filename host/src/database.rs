@@ -22,7 +22,7 @@ use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -121,6 +121,8 @@ struct DbInner {
     host: Weak<HostInner>,
     /// The runtime's clock (cheap to read), for the timing of timed calls.
     clock: Clock,
+    /// Fuel used by the calls that have ended (`DatabaseStats::fuel_used`).
+    fuel_used: AtomicU64,
 }
 
 /// What a WASI command run produced.
@@ -168,6 +170,9 @@ pub struct DatabaseStats {
     pub instances_live: usize,
     /// Idle instances in the pool.
     pub instances_idle: usize,
+    /// In `Fuel` mode, the fuel its reducer calls have used, ever: calls that trapped, ran
+    /// out of fuel or failed are charged what they used too.
+    pub fuel_used: u64,
 }
 
 impl fmt::Debug for Database {
@@ -206,6 +211,7 @@ impl Database {
                 exited: AtomicBool::new(false),
                 host,
                 clock,
+                fuel_used: AtomicU64::new(0),
             }),
         }
     }
@@ -407,6 +413,7 @@ impl Database {
             lane: self.inner.lane.stats(),
             instances_live,
             instances_idle,
+            fuel_used: self.inner.fuel_used.load(Ordering::Relaxed),
         }
     }
 
@@ -499,6 +506,10 @@ impl DbInner {
     /// Step 4: a healthy instance goes back to the pool, and the writes of a call that
     /// succeeded commit.
     fn end_call(&self, instance: Box<WasmInstance>, ended: Ended) -> Result<Vec<u8>, CallError> {
+        if ended.fuel_used > 0 {
+            // Relaxed: a counter for stats.
+            self.fuel_used.fetch_add(ended.fuel_used, Ordering::Relaxed);
+        }
         if ended.healthy && !self.exited.load(Ordering::Acquire) {
             self.pool.give_back(Instance::Wasm(instance));
         }

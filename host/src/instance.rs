@@ -47,6 +47,8 @@ pub(crate) struct Ended {
     pub(crate) state: Option<CallState>,
     /// No trap, interruption, fuel exhaustion or broken promise: the instance is reusable.
     pub(crate) healthy: bool,
+    /// In `Fuel` mode, the fuel the call used, however it ended; else 0.
+    pub(crate) fuel_used: u64,
 }
 
 /// Configures a new store for a fairness mode, once.
@@ -232,7 +234,7 @@ impl WasmInstance {
     ) -> Ended {
         self.store.data_mut().call = Some(state);
         let result = self.invoke_blocking(index, args, settings);
-        self.ended(result)
+        self.ended(result, settings)
     }
 
     /// [`WasmInstance::call_blocking`] through Wasmtime's async entry points (`Epoch`, `Fuel`),
@@ -246,12 +248,19 @@ impl WasmInstance {
     ) -> Ended {
         self.store.data_mut().call = Some(state);
         let result = self.invoke_suspending(index, args, settings).await;
-        self.ended(result)
+        self.ended(result, settings)
     }
 
     /// Takes the state back after a call; the instance is healthy unless the call broke.
-    fn ended(&mut self, result: Result<Vec<u8>, CallError>) -> Ended {
+    fn ended(&mut self, result: Result<Vec<u8>, CallError>, settings: &Settings) -> Ended {
         let state = self.store.data_mut().call.take();
+        // `arm` filled the tank for this call; what is gone was used, a trap or not.
+        let fuel_used = if settings.fairness == Fairness::Fuel {
+            let left = self.store.get_fuel().unwrap_or(settings.fuel_limit);
+            settings.fuel_limit.saturating_sub(left)
+        } else {
+            0
+        };
         let healthy = match &result {
             Ok(_) | Err(CallError::Failed { .. }) => true,
             Err(_) => false,
@@ -260,6 +269,7 @@ impl WasmInstance {
             result,
             state,
             healthy,
+            fuel_used,
         }
     }
 
@@ -473,6 +483,7 @@ pub(crate) fn call_native(
             result,
             state: Some(state),
             healthy: true,
+            fuel_used: 0,
         };
     };
     let result = {
@@ -499,6 +510,7 @@ pub(crate) fn call_native(
         result,
         state: Some(state),
         healthy: true,
+        fuel_used: 0,
     }
 }
 

@@ -130,3 +130,25 @@ impl Pool {
         (inner.live, inner.idle.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_stop_at_the_instance_limit_and_come_back_when_dropped() {
+        let pool = Arc::new(Pool::new(1, 2, Duration::from_secs(10), Clock::manual()));
+        let first = pool.lease().unwrap();
+        let second = pool.lease().unwrap();
+        assert_eq!(pool.counts(), (2, 0));
+        assert!(matches!(
+            pool.lease(),
+            Err(CallError::InstanceLimit { limit: 2 })
+        ));
+        drop(first);
+        assert_eq!(pool.counts(), (1, 0));
+        let third = pool.lease().unwrap();
+        drop((second, third));
+        assert_eq!(pool.counts(), (0, 0));
+    }
+}

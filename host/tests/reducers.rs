@@ -135,6 +135,86 @@ fn transfers_under_preemption_keep_the_total() {
     );
 }
 
+/// Moves 1 from account `a` to `b`, computing for about 2 ms between the debit and the
+/// credit, so that quanta end half-way; `move_then_trap` traps there instead of crediting.
+const SLOW_TRANSFER: &str = r#"(module
+    (import "corelane" "get" (func $get (param i32 i32 i32 i32) (result i32)))
+    (import "corelane" "put" (func $put (param i32 i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 0) "ab")
+    (func $add (param $key i32) (param $delta i64)
+        (i64.store (i32.const 16) (i64.const 0))
+        (drop (call $get (local.get $key) (i32.const 1) (i32.const 16) (i32.const 8)))
+        (i64.store (i32.const 16) (i64.add (i64.load (i32.const 16)) (local.get $delta)))
+        (call $put (local.get $key) (i32.const 1) (i32.const 16) (i32.const 8)))
+    (func $spin
+        (local $left i32)
+        (local.set $left (i32.const 2000000))
+        (loop $again
+            (local.set $left (i32.sub (local.get $left) (i32.const 1)))
+            (br_if $again (local.get $left))))
+    (func (export "fund") (param i32 i32) (result i64)
+        (call $add (i32.const 0) (i64.const 1000))
+        (i64.const 0))
+    (func (export "move") (param i32 i32) (result i64)
+        (call $add (i32.const 0) (i64.const -1))
+        (call $spin)
+        (call $add (i32.const 1) (i64.const 1))
+        (i64.const 0))
+    (func (export "move_then_trap") (param i32 i32) (result i64)
+        (call $add (i32.const 0) (i64.const -1))
+        (call $spin)
+        unreachable)
+    (func (export "balances") (param i32 i32) (result i64)
+        (i64.store (i32.const 32) (i64.const 0))
+        (i64.store (i32.const 40) (i64.const 0))
+        (drop (call $get (i32.const 0) (i32.const 1) (i32.const 32) (i32.const 8)))
+        (drop (call $get (i32.const 1) (i32.const 1) (i32.const 40) (i32.const 8)))
+        ;; The 16 bytes at 32: a, then b.
+        (i64.or (i64.shl (i64.const 32) (i64.const 32)) (i64.const 16))))"#;
+
+#[test]
+fn transfers_suspended_half_way_stay_atomic() {
+    let host = Host::builder()
+        .runtime(Runtime::builder().workers(1))
+        .quantum(Duration::from_micros(200))
+        .build()
+        .unwrap();
+    let module = host
+        .compile("slow-transfer", SLOW_TRANSFER.as_bytes())
+        .unwrap();
+    let options = DatabaseOptions {
+        fairness: Some(Fairness::Epoch),
+        ..DatabaseOptions::default()
+    };
+    let bank = host.create_database("slow-bank", &module, options).unwrap();
+    let neighbour = database(&host, "counter", "neighbour", DatabaseOptions::default());
+    bank.call_blocking("fund", []).unwrap();
+
+    // Calls of the neighbour run while a transfer is suspended between debit and credit.
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let reducer = if i % 4 == 3 { "move_then_trap" } else { "move" };
+            (bank.call(reducer, []), neighbour.call("increment", []))
+        })
+        .collect();
+    let (mut moved, mut trapped) = (0u64, 0u64);
+    for (transfer, increment) in calls {
+        match block_on(transfer).unwrap() {
+            Ok(_) => moved += 1,
+            Err(CallError::Trap { .. }) => trapped += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        block_on(increment).unwrap().unwrap();
+    }
+    assert_eq!((moved, trapped), (15, 5));
+    assert!(bank.stats().lane.yields > 0, "no transfer was suspended");
+    let balances = bank.call_blocking("balances", []).unwrap();
+    let (a, b) = (le_u64(&balances[..8]), le_u64(&balances[8..]));
+    // The trapped transfers' debits are gone with them; the others moved exactly 1 each.
+    assert_eq!((a, b), (1000 - moved, moved));
+}
+
 #[test]
 fn a_trap_leaves_no_writes_and_the_next_call_gets_a_fresh_instance() {
     let host = host(1);
@@ -278,6 +358,41 @@ fn fuel_mode_yields_and_runs_out() {
         .call_blocking("spin", 100_000_000u64.to_le_bytes())
         .unwrap_err();
     assert_eq!(error, CallError::OutOfFuel { limit: 50_000_000 });
+    // Both calls are charged, the one that ran out with its whole limit.
+    assert!(db.stats().fuel_used > 50_000_000, "{:?}", db.stats());
+}
+
+#[cfg(feature = "fairness-fuel")]
+#[test]
+fn fuel_used_before_a_trap_is_charged() {
+    let host = Host::builder()
+        .runtime(Runtime::builder().workers(1))
+        .fuel(true)
+        .build()
+        .unwrap();
+    // A million turns of a loop, then a trap.
+    let wat = r#"(module
+        (memory (export "memory") 1)
+        (func (export "burn") (param i32 i32) (result i64)
+            (local $left i32)
+            (local.set $left (i32.const 1000000))
+            (loop $again
+                (local.set $left (i32.sub (local.get $left) (i32.const 1)))
+                (br_if $again (local.get $left)))
+            unreachable))"#;
+    let module = host.compile("burn", wat.as_bytes()).unwrap();
+    let options = DatabaseOptions {
+        fairness: Some(Fairness::Fuel),
+        ..DatabaseOptions::default()
+    };
+    let db = host.create_database("burner", &module, options).unwrap();
+    assert_eq!(db.stats().fuel_used, 0);
+    let error = db.call_blocking("burn", []).unwrap_err();
+    assert!(matches!(error, CallError::Trap { .. }), "{error:?}");
+    let charged = db.stats().fuel_used;
+    assert!(charged >= 1_000_000, "charged {charged}");
+    db.call_blocking("burn", []).unwrap_err();
+    assert!(db.stats().fuel_used >= charged + 1_000_000);
 }
 
 #[test]
