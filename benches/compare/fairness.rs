@@ -30,7 +30,10 @@ const LIGHT_ITERATIONS: u64 = 1_000;
 
 /// Item 7. Two heavy databases, one per worker, each always running a 200 ms
 /// `compute.spin`; 32 light databases called at Poisson times with a short `compute.spin`.
-/// A light call's latency runs from its intended arrival to its job's end.
+/// A light call's latency runs from its submission to its job's end. The driver that submits
+/// shares the two cores with what it measures, so it is often late by milliseconds, for
+/// every system alike (the kernel's scheduler decides); the latency from the intended
+/// arrival, which includes that lateness, is reported apart, as its p99.
 pub fn light_beside_heavy(settings: &Settings, direct: &Direct, spin_ns: f64) -> Vec<Case> {
     let heavy_iterations = (200e6 / spin_ns) as u64;
     let warmup = settings.duration(500, 100);
@@ -82,7 +85,7 @@ pub fn light_beside_heavy(settings: &Settings, direct: &Direct, spin_ns: f64) ->
     let heavy_args = heavy_iterations.to_le_bytes();
     let light_args = LIGHT_ITERATIONS.to_le_bytes();
     let run = Run { warmup, window };
-    let [p50, p99, p999, max, heavy_rate] = alternate(settings.rounds, |system| {
+    let [p50, p99, p999, max, p99_intended, heavy_rate] = alternate(settings.rounds, |system| {
         Some(match system {
             System::Corelane => run.measure(
                 |index| {
@@ -136,6 +139,12 @@ pub fn light_beside_heavy(settings: &Settings, direct: &Direct, spin_ns: f64) ->
         Case::new("light beside heavy: light p99.9", "ms", Better::Lower).values(p999),
         Case::new("light beside heavy: light max", "ms", Better::Lower).values(max),
         Case::new(
+            "light beside heavy: light p99 from intended arrival",
+            "ms",
+            Better::Lower,
+        )
+        .values(p99_intended),
+        Case::new(
             "light beside heavy: heavy throughput",
             "calls/s",
             Better::Higher,
@@ -152,12 +161,13 @@ struct Run {
 
 impl Run {
     /// Runs the heavy databases in a closed loop and the light ones in an open loop; gives
-    /// the light latency's p50, p99, p99.9 and max in ms, and the heavy calls per second.
+    /// the light latency's p50, p99, p99.9 and max in ms from submission, its p99 from the
+    /// intended arrival, and the heavy calls per second.
     fn measure<H, L>(
         &self,
         heavy: impl Fn(usize) -> H + Sync,
         light: impl Fn(usize) -> L + Sync,
-    ) -> [f64; 5]
+    ) -> [f64; 6]
     where
         H: Future<Output = ()>,
         L: Future<Output = Instant> + Send,
@@ -165,9 +175,9 @@ impl Run {
         let start = Instant::now();
         let (opens, closes) = (start + self.warmup, start + self.warmup + self.window);
         let stop = AtomicBool::new(false);
-        let (arrivals, arrived) = mpsc::channel::<(Instant, L)>();
+        let (arrivals, arrived) = mpsc::channel::<(Instant, Instant, L)>();
 
-        let (latencies, heavy_rate) = std::thread::scope(|scope| {
+        let ((latencies, mut from_intended), heavy_rate) = std::thread::scope(|scope| {
             // Each heavy database always has one call in flight; its throughput is the
             // inverse of the mean length of the calls that ran inside the window.
             let feeders: Vec<_> = (0..HEAVY)
@@ -195,14 +205,15 @@ impl Run {
 
             // The collector waits for each light call in turn; each reports its own end.
             let collector = scope.spawn(move || {
-                let mut latencies = Vec::new();
-                for (intended, call) in arrived {
+                let (mut latencies, mut from_intended) = (Vec::new(), Vec::new());
+                for (intended, submitted, call) in arrived {
                     let ended = block_on(call);
                     if intended >= opens {
-                        latencies.push(ended.saturating_duration_since(intended).as_secs_f64());
+                        latencies.push(ended.saturating_duration_since(submitted).as_secs_f64());
+                        from_intended.push(ended.saturating_duration_since(intended).as_secs_f64());
                     }
                 }
-                latencies
+                (latencies, from_intended)
             });
 
             // The driver: Poisson arrivals over the light databases, in turn.
@@ -212,8 +223,11 @@ impl Run {
             let mut next = 0;
             while intended < closes {
                 sleep_until(intended);
+                let submitted = Instant::now();
                 let call = light(next);
-                arrivals.send((intended, call)).expect("the collector runs");
+                arrivals
+                    .send((intended, submitted, call))
+                    .expect("the collector runs");
                 next = (next + 1) % LIGHT;
                 intended += random.exponential(gap);
             }
@@ -229,8 +243,17 @@ impl Run {
 
         let mut sorted = latencies;
         sorted.sort_by(f64::total_cmp);
+        from_intended.sort_by(f64::total_cmp);
         let ms = |q: f64| quantile(&sorted, q) * 1e3;
-        [ms(0.50), ms(0.99), ms(0.999), ms(1.0), heavy_rate]
+        let p99_intended = quantile(&from_intended, 0.99) * 1e3;
+        [
+            ms(0.50),
+            ms(0.99),
+            ms(0.999),
+            ms(1.0),
+            p99_intended,
+            heavy_rate,
+        ]
     }
 }
 

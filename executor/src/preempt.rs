@@ -6,19 +6,23 @@
 //! machine whose cores are all busy running workers, a tick can come milliseconds late, and a
 //! light job that arrived meanwhile waits that long behind a heavy one.
 //!
-//! So the thread that gives a worker new work checks whether that worker has been in one
-//! lane turn for [`Builder::preempt_after`](crate::Builder::preempt_after) or longer, and if
-//! so calls the runtime's preemption hook, which makes the running job yield at once (the
-//! host advances its Wasmtime engine's epoch). The steps:
+//! So the thread that gives a worker new work checks whether that worker's running job has
+//! run for [`Builder::preempt_after`](crate::Builder::preempt_after) or longer, and if so
+//! calls the runtime's preemption hook, which makes the running job yield at once (the host
+//! advances its Wasmtime engine's epoch). The steps:
 //!
-//! 1. A worker beginning a lane turn clears `preempt_asked` and stores the turn's start in
-//!    `turn_started_ns`; ending it, it stores `u64::MAX` there.
+//! 1. A worker beginning a lane turn clears `preempt_asked` and stores in `running_since_ns`
+//!    when the job it resumes first started (a job that yielded keeps its age across turns,
+//!    so a long job is asked again at the next arrival, not only after another
+//!    `preempt_after`), or the turn's start if it starts a new one. Ending the turn, it
+//!    stores `u64::MAX` there.
 //! 2. A thread that pushes a task or a lane to the worker's injector, once it has pushed and
-//!    notified, reads `turn_started_ns`. In a turn that has run long enough, the first such
+//!    notified, reads `running_since_ns`. If the job has run long enough, the first such
 //!    thread to swap `preempt_asked` to true calls the hook: at most one request per turn.
-//! 3. The hook makes the running job return `Pending` soon; the turn ends, the lane goes back
-//!    into the worker's fair order, and the arrival, being further behind in virtual runtime
-//!    than a lane that has just run, runs next.
+//! 3. The hook makes the running job return `Pending` soon; between two jobs, the turn sees
+//!    `preempt_asked` and ends its slice. Either way the lane goes back into the worker's
+//!    fair order, and the arrival, being further behind in virtual runtime than a lane that
+//!    has just run, runs next.
 //!
 //! Every access is Relaxed: a stale reading asks once too often or once too few, and the
 //! job's own timer still bounds the wait. Nothing else is published through these fields.
@@ -54,7 +58,7 @@ impl Preempt {
     /// Step 2: asks `worker`'s running job to yield if its turn has run long enough.
     pub(crate) fn ask_if_due(&self, worker: &WorkerShared) {
         // Relaxed: see the module documentation.
-        let started = worker.turn_started_ns.load(Ordering::Relaxed);
+        let started = worker.running_since_ns.load(Ordering::Relaxed);
         if started == u64::MAX || self.clock.now_ns().saturating_sub(started) < self.after_ns {
             return;
         }

@@ -199,15 +199,17 @@ impl Builder {
 
     /// A hook that makes a worker's running job yield soon, such as advancing a Wasmtime
     /// engine's epoch. The runtime calls it, with the worker's index and on the thread that
-    /// gave that worker new work (a lane to run, a task), when the worker has been in one
-    /// lane turn for [`Builder::preempt_after`] or longer; at most once per turn. So work that
-    /// arrives behind a long job does not wait for that job's own timer. See `preempt.rs`.
+    /// gave that worker new work (a lane to run, a task), when the job the worker is running
+    /// has run for [`Builder::preempt_after`] or longer since it started (its earlier turns
+    /// included); at most once per turn. A turn that was asked also ends its slice at the
+    /// next job boundary. So work that arrives behind a long job, or behind a flood of short
+    /// ones, does not wait for a timer or a whole slice. See `preempt.rs`.
     pub fn preempt(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {
         self.preempt = Some(Hook(Arc::new(hook)));
         self
     }
 
-    /// How long a lane turn runs before new work on its worker calls the preemption hook
+    /// How long a job runs before new work on its worker calls the preemption hook
     /// (default 100 us). Shorter answers arrivals sooner; every request costs the running job
     /// a yield.
     pub fn preempt_after(mut self, after: Duration) -> Builder {

@@ -68,9 +68,9 @@ pub(crate) struct WorkerShared {
     pub(crate) stopped: AtomicBool,
     /// Set by the worker as its thread ends.
     pub(crate) exited: AtomicBool,
-    /// When the lane turn in progress began, on the runtime's clock; `u64::MAX` between
-    /// turns (`preempt.rs`, step 1).
-    pub(crate) turn_started_ns: AtomicU64,
+    /// Since when the lane turn in progress has been running its job, on the runtime's
+    /// clock; `u64::MAX` between turns (`preempt.rs`, step 1).
+    pub(crate) running_since_ns: AtomicU64,
     /// A preemption was asked for during the turn in progress (`preempt.rs`, step 2).
     pub(crate) preempt_asked: AtomicBool,
     /// The runtime's preemption hook, if it has one.
@@ -114,7 +114,7 @@ impl WorkerShared {
             sleeper: Sleeper::new(),
             stopped: AtomicBool::new(false),
             exited: AtomicBool::new(false),
-            turn_started_ns: AtomicU64::new(u64::MAX),
+            running_since_ns: AtomicU64::new(u64::MAX),
             preempt_asked: AtomicBool::new(false),
             preempt,
             counters,

@@ -797,3 +797,75 @@ fn work_arriving_behind_a_long_job_asks_it_to_yield() {
     assert!(yields >= 1);
     assert!(asked.load(Ordering::SeqCst) >= 1);
 }
+
+#[test]
+fn preemption_asks_a_job_by_its_age_not_its_turns() {
+    let clock = Clock::manual();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let hook_asked = Arc::clone(&asked);
+    let runtime = Runtime::builder()
+        .workers(1)
+        .clock(clock.clone())
+        .preempt(move |_worker| {
+            hook_asked.fetch_add(1, Ordering::SeqCst);
+        })
+        .preempt_after(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let heavy = runtime.lane(()).unwrap();
+    let lights: Vec<_> = (0..3).map(|_| runtime.lane(()).unwrap()).collect();
+    let (started, resumed, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    // Yields whenever the hook is called, having run 100 us by the clock (so that its lane
+    // is charged, as a real job's is), and counts its resumptions.
+    let job = heavy.submit({
+        let (asked, started, resumed, stop) = (
+            asked.clone(),
+            started.clone(),
+            resumed.clone(),
+            stop.clone(),
+        );
+        let clock = clock.clone();
+        async move {
+            started.store(true, Ordering::SeqCst);
+            // Past PATIENCE it gives up, so that a failure shows as one, not as a hang.
+            let give_up = std::time::Instant::now() + PATIENCE;
+            let mut seen = 0;
+            while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                let now = asked.load(Ordering::SeqCst);
+                if now != seen {
+                    seen = now;
+                    clock.advance(Duration::from_micros(100));
+                    yield_now().await;
+                    resumed.fetch_add(1, Ordering::SeqCst);
+                }
+                std::hint::spin_loop();
+            }
+        }
+    });
+    wait_until("the heavy job to start", || started.load(Ordering::SeqCst));
+
+    // The request is made inside `call`, on this thread. A job younger than `preempt_after`
+    // is left alone...
+    let first = lights[0].call(|_| ());
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    // ...one older is asked, and the lights run once it yields.
+    clock.advance(Duration::from_millis(2));
+    let second = lights[1].call(|_| ());
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    block_on(first).unwrap().unwrap();
+    block_on(second).unwrap().unwrap();
+
+    // Resumed in a new turn, the job keeps its age: the next arrival asks at once.
+    wait_until("the heavy job to resume", || {
+        resumed.load(Ordering::SeqCst) == 1
+    });
+    let third = lights[2].call(|_| ());
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    block_on(third).unwrap().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    block_on(job).unwrap().unwrap();
+}

@@ -61,6 +61,8 @@ pub(crate) struct Sched {
     pub(crate) in_progress: AtomicBool,
     /// Jobs taken from the queue (run or dropped), ever.
     pub(crate) started: AtomicU64,
+    /// When the started job began its first poll (`preempt.rs`).
+    pub(crate) job_started_ns: AtomicU64,
 }
 
 /// Counters for [`crate::LaneStats`]. Only the holder of the lane's run queue entry writes
@@ -160,6 +162,7 @@ impl LaneCore {
                 vruntime_worker: AtomicUsize::new(usize::MAX),
                 in_progress: AtomicBool::new(false),
                 started: AtomicU64::new(0),
+                job_started_ns: AtomicU64::new(0),
             },
             job_waker: Mutex::new(None),
             accepted_at_close: AtomicU64::new(u64::MAX),

@@ -152,9 +152,17 @@ impl Local {
         let counters = &lane.counters;
         // Relaxed: read by stats, which count the turn in progress too.
         counters.turn_started_ns.store(start, Ordering::Relaxed);
-        // Preemption step 1 (`preempt.rs`); Relaxed, as that module says.
+        // Preemption step 1 (`preempt.rs`); Relaxed, as that module says. A started job
+        // resumed by this turn has run since it started, not since the turn began.
         self.shared.preempt_asked.store(false, Ordering::Relaxed);
-        self.shared.turn_started_ns.store(start, Ordering::Relaxed);
+        let running_since = if sched.in_progress.load(Ordering::Relaxed) {
+            sched.job_started_ns.load(Ordering::Relaxed)
+        } else {
+            start
+        };
+        self.shared
+            .running_since_ns
+            .store(running_since, Ordering::Relaxed);
 
         let mut jobs = 0u32;
         let mut now = start;
@@ -190,6 +198,7 @@ impl Local {
                             .max_wait_ns
                             .store(max_wait.max(wait), Ordering::Relaxed);
                         sched.in_progress.store(true, Ordering::Relaxed);
+                        sched.job_started_ns.store(now, Ordering::Relaxed);
                         runnable
                     }
                 }
@@ -211,7 +220,12 @@ impl Local {
             }
             jobs += 1;
 
-            // Step 5: the slice's bounds.
+            // Step 5: the slice's bounds. A preemption request ends the slice too: work
+            // has arrived behind it (`preempt.rs`, step 3).
+            if self.shared.preempt_asked.load(Ordering::Relaxed) {
+                now_is_fresh = false;
+                break TurnEnd::Budget;
+            }
             now = clock.now_ns();
             if jobs >= config.slice_jobs || now.saturating_sub(start) >= config.slice_time_ns {
                 break TurnEnd::Budget;
@@ -222,7 +236,7 @@ impl Local {
         self.now_ns.set(end_ns);
         self.now_stale.set(false);
         self.shared
-            .turn_started_ns
+            .running_since_ns
             .store(u64::MAX, Ordering::Relaxed);
         let ran = end_ns.saturating_sub(start);
         let weight = u64::from(lane.weight.load(Ordering::Relaxed).max(1));
