@@ -18,6 +18,9 @@ use crate::worker::{self, WorkerShared};
 pub(crate) struct JobMeta {
     /// When the job was submitted, on the runtime's clock.
     pub(crate) submitted_ns: u64,
+    /// When it began its first poll (`preempt.rs`). Kept with the job, not the lane, so
+    /// that an idle lane does not carry it.
+    pub(crate) started_ns: AtomicU64,
 }
 
 pub(crate) type JobRunnable = Runnable<JobMeta>;
@@ -61,8 +64,6 @@ pub(crate) struct Sched {
     pub(crate) in_progress: AtomicBool,
     /// Jobs taken from the queue (run or dropped), ever.
     pub(crate) started: AtomicU64,
-    /// When the started job began its first poll (`preempt.rs`).
-    pub(crate) job_started_ns: AtomicU64,
 }
 
 /// Counters for [`crate::LaneStats`]. Only the holder of the lane's run queue entry writes
@@ -162,7 +163,6 @@ impl LaneCore {
                 vruntime_worker: AtomicUsize::new(usize::MAX),
                 in_progress: AtomicBool::new(false),
                 started: AtomicU64::new(0),
-                job_started_ns: AtomicU64::new(0),
             },
             job_waker: Mutex::new(None),
             accepted_at_close: AtomicU64::new(u64::MAX),

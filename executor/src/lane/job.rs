@@ -5,6 +5,7 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 
 use async_task::Builder;
@@ -166,7 +167,10 @@ where
     let body = Guarded::new(job, hooks);
     let woken = Arc::clone(lane);
     let (runnable, task) = Builder::new()
-        .metadata(JobMeta { submitted_ns })
+        .metadata(JobMeta {
+            submitted_ns,
+            started_ns: AtomicU64::new(0),
+        })
         .spawn(move |_| body, move |runnable| woken.job_woken(runnable));
 
     // Lane protocol step 1: queue, then activate.

@@ -152,17 +152,10 @@ impl Local {
         let counters = &lane.counters;
         // Relaxed: read by stats, which count the turn in progress too.
         counters.turn_started_ns.store(start, Ordering::Relaxed);
-        // Preemption step 1 (`preempt.rs`); Relaxed, as that module says. A started job
-        // resumed by this turn has run since it started, not since the turn began.
+        // Preemption step 1 (`preempt.rs`); Relaxed, as that module says. The turn's first
+        // job tells since when it has run (below).
         self.shared.preempt_asked.store(false, Ordering::Relaxed);
-        let running_since = if sched.in_progress.load(Ordering::Relaxed) {
-            sched.job_started_ns.load(Ordering::Relaxed)
-        } else {
-            start
-        };
-        self.shared
-            .running_since_ns
-            .store(running_since, Ordering::Relaxed);
+        let mut first_job = true;
 
         let mut jobs = 0u32;
         let mut now = start;
@@ -198,11 +191,19 @@ impl Local {
                             .max_wait_ns
                             .store(max_wait.max(wait), Ordering::Relaxed);
                         sched.in_progress.store(true, Ordering::Relaxed);
-                        sched.job_started_ns.store(now, Ordering::Relaxed);
+                        runnable.metadata().started_ns.store(now, Ordering::Relaxed);
                         runnable
                     }
                 }
             };
+
+            if first_job {
+                // A job resumed by this turn has run since it started, not since the turn
+                // began: a long job is asked again at the next arrival.
+                first_job = false;
+                let since = runnable.metadata().started_ns.load(Ordering::Relaxed);
+                self.shared.running_since_ns.store(since, Ordering::Relaxed);
+            }
 
             // Poll the started job; its hooks tell us if it ended.
             self.job_end.set(None);
