@@ -1,7 +1,7 @@
 //! corelane side by side with what a user would otherwise pick, in one process, on the same
 //! machine, in the same run.
 //!
-//! Run with `cargo bench --bench compare` (about five minutes), or `-- --quick` for a brief
+//! Run with `cargo bench --bench compare` (about four minutes), or `-- --quick` for a brief
 //! pass over every case that checks nothing about time (CI runs it). A bare word after `--`
 //! runs only the workloads whose name contains it (`-- fairness`), and `--systems=corelane`
 //! (a comma-separated list) only those systems, for profiling. The table of medians is
@@ -60,7 +60,10 @@
 //! 5. Light beside heavy (`fairness`): on two workers, two heavy databases (one per worker)
 //!    always run a `compute.spin` of about 200 ms, and 32 light databases get a
 //!    `compute.spin` of about 1 us at Poisson times, 20 per second each. A light call's
-//!    latency runs from its intended arrival to its job's end. corelane uses epoch preemption
+//!    latency runs from its submission to its job's end; a separate row gives its p99 from
+//!    the intended arrival, which adds the lateness of the driver thread (it shares the two
+//!    cores with everything it measures, and the kernel decides when it runs, for every
+//!    system alike). corelane uses epoch preemption
 //!    with a 1 ms quantum; the baselines run Wasmtime synchronously inside their jobs, as the
 //!    design before corelane did. `async_executor` is `null`: its design is tokio_per_core's.
 //!    Heavy throughput is each heavy database's calls per second of wall time, summed.

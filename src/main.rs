@@ -261,9 +261,15 @@ fn default_out_dir(scenario: &str) -> PathBuf {
         rest / 60 % 60,
         rest % 60
     );
-    PathBuf::from("target")
-        .join("corelane")
-        .join(format!("{scenario}-{stamp}"))
+    let base = PathBuf::from("target").join("corelane");
+    // Two runs started in the same second get folders of their own.
+    let mut out = base.join(format!("{scenario}-{stamp}"));
+    let mut next = 2;
+    while out.exists() {
+        out = base.join(format!("{scenario}-{stamp}-{next}"));
+        next += 1;
+    }
+    out
 }
 
 /// The calendar date of a day counted from 1970-01-01 (the proleptic Gregorian calendar).

@@ -151,23 +151,14 @@ impl Balancer {
             return;
         };
         let gap = self.loads[hot] - self.loads[cold];
-        if self.imbalanced {
-            self.imbalanced = gap >= self.config.threshold / 2.0;
-        } else {
-            self.imbalanced = gap > self.config.threshold;
-        }
+        self.imbalanced = still_imbalanced(self.imbalanced, gap, self.config.threshold);
         if !self.imbalanced || hot == cold {
             return;
         }
 
         // Step 3.
         let min_interval = crate::clock::saturating_nanos(self.config.min_interval);
-        let movable = |lane: &LaneCore| {
-            !lane.pinned.load(std::sync::atomic::Ordering::Relaxed)
-                && lane
-                    .last_moved_ns()
-                    .is_none_or(|moved| now.saturating_sub(moved) >= min_interval)
-        };
+        let movable = |lane: &LaneCore| movable(lane, now, min_interval);
         let candidate = lanes[hot]
             .iter()
             .filter(|(lane, load)| movable(lane) && *load > 0.0 && *load < gap)
@@ -203,5 +194,77 @@ impl Balancer {
             .load(std::sync::atomic::Ordering::Relaxed);
         let last = self.last_run.insert(lane.id, run).unwrap_or(run);
         run.saturating_sub(last) as f64 / period
+    }
+}
+
+/// Step 2's hysteresis: imbalance begins past `threshold` and lasts until the gap falls under
+/// half of it.
+fn still_imbalanced(was: bool, gap: f64, threshold: f64) -> bool {
+    if was {
+        gap >= threshold / 2.0
+    } else {
+        gap > threshold
+    }
+}
+
+/// Step 3: whether the balancer may move `lane` at `now_ns`: it is not pinned, and it has not
+/// moved within `min_interval_ns`.
+fn movable(lane: &LaneCore, now_ns: u64, min_interval_ns: u64) -> bool {
+    !lane.pinned.load(std::sync::atomic::Ordering::Relaxed)
+        && lane
+            .last_moved_ns()
+            .is_none_or(|moved| now_ns.saturating_sub(moved) >= min_interval_ns)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{Clock, Runtime};
+
+    #[test]
+    fn imbalance_begins_past_the_threshold_and_ends_under_half_of_it() {
+        let threshold = 0.4;
+        assert!(!still_imbalanced(false, 0.4, threshold));
+        assert!(still_imbalanced(false, 0.41, threshold));
+        // Once imbalanced, a gap between half the threshold and the threshold keeps it so.
+        assert!(still_imbalanced(true, 0.3, threshold));
+        assert!(still_imbalanced(true, 0.2, threshold));
+        assert!(!still_imbalanced(true, 0.19, threshold));
+        // And a gap in that band does not begin it.
+        assert!(!still_imbalanced(false, 0.3, threshold));
+    }
+
+    #[test]
+    fn a_lane_that_moved_waits_the_minimum_interval_and_a_pinned_one_never_moves() {
+        let runtime = Runtime::builder()
+            .workers(2)
+            .clock(Clock::manual())
+            .build()
+            .unwrap();
+        let shared = &runtime.handle().shared;
+        let free = runtime.lane_builder().build(()).unwrap();
+        let pinned = runtime.lane_builder().worker(1).build(()).unwrap();
+        let core = |worker: usize| shared.lanes.lanes_on(worker);
+        let free_core = core(free.worker())
+            .into_iter()
+            .find(|lane| !lane.pinned.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap();
+        let pinned_core = core(1)
+            .into_iter()
+            .find(|lane| lane.pinned.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap();
+        let interval = 1_000_000;
+
+        assert!(movable(&free_core, 0, interval));
+        assert!(!movable(&pinned_core, u64::MAX, interval));
+        // An automatic move at 5 ms: not again before 6 ms.
+        let to = 1 - free_core.home();
+        shared
+            .lanes
+            .move_lane(&free_core, to, false, 5_000_000)
+            .unwrap();
+        assert!(!movable(&free_core, 5_999_999, interval));
+        assert!(movable(&free_core, 6_000_000, interval));
+        drop((free, pinned));
     }
 }

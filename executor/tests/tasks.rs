@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -669,18 +668,68 @@ fn shutdown_from_a_task_of_the_runtime_does_not_deadlock() {
     assert!(report.from_own_worker);
 }
 
+/// The CPUs the kernel lets this process run on, read from `/proc/self/status` (a list such
+/// as `0-3,8`), independently of the runtime's own reading; `None` off Linux.
+fn cpus_allowed_by_the_kernel() -> Option<Vec<usize>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (low, high) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(low.parse::<usize>().ok()?..=high.parse::<usize>().ok()?);
+    }
+    Some(cpus)
+}
+
 #[test]
-fn default_placement_runs_one_worker_per_allowed_cpu() {
+fn default_placement_pins_one_worker_to_each_cpu_the_kernel_allows() {
+    let Some(allowed) = cpus_allowed_by_the_kernel() else {
+        eprintln!("skipped: no /proc/self/status here");
+        return;
+    };
     let runtime = Runtime::new().unwrap();
-    let allowed = allowed_cpus();
-    assert_eq!(runtime.workers(), allowed.len().max(1));
-    let cpus: HashSet<_> = runtime
+    let mut pinned: Vec<usize> = runtime
         .stats()
         .workers
         .iter()
         .filter_map(|worker| worker.cpu)
         .collect();
-    assert_eq!(cpus.len(), allowed.len(), "each worker has its own CPU");
+    pinned.sort_unstable();
+    assert_eq!(pinned, allowed);
+    // Under a narrower mask than the machine's, this same test (run again below, in a child
+    // process limited to one CPU) must find a single worker, not one per CPU of the machine.
+    if std::env::var_os("CORELANE_PLACEMENT_CHILD").is_some() || allowed.len() < 2 {
+        return;
+    }
+    let only = allowed[allowed.len() - 1];
+    let child = std::process::Command::new("taskset")
+        .args(["-c", &only.to_string()])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "default_placement_pins_one_worker_to_each_cpu_the_kernel_allows",
+            "--nocapture",
+        ])
+        .env("CORELANE_PLACEMENT_CHILD", "1")
+        .output();
+    match child {
+        Ok(output) => assert!(
+            output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+            "the child under taskset failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but taskset fails: {error}"
+            );
+            eprintln!("skipped the narrower mask: taskset: {error}");
+        }
+    }
 }
 
 #[test]

@@ -15,8 +15,8 @@
 //! # What the runner must provide
 //!
 //! 1. Histograms of microseconds, made with
-//!    `Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)`: values up to 60 s at three
-//!    significant digits. Any bounds work (a value of 0 is drawn at the plot's left edge), but
+//!    `Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)` in the runner: values up to an
+//!    hour at three significant digits. Any bounds work (a value of 0 is drawn at the plot's left edge), but
 //!    percentiles are only as precise as the histogram; auto-resizing histograms are fine.
 //! 2. One `tenant_cpu` entry per tenant of the group, `Duration::ZERO` for a tenant that never
 //!    ran, or Jain's index counts the wrong tenants.
