@@ -403,6 +403,7 @@ pub fn kind(error: &CallError) -> &'static str {
         CallError::MemoryLimit { .. } => "MemoryLimit",
         CallError::TableLimit { .. } => "TableLimit",
         CallError::InstanceLimit { .. } => "InstanceLimit",
+        CallError::HostInstanceLimit { .. } => "HostInstanceLimit",
         CallError::StackOverflow => "StackOverflow",
         CallError::Exited { .. } => "Exited",
         CallError::WrongKind { .. } => "WrongKind",

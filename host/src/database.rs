@@ -190,17 +190,11 @@ impl Database {
         name: &str,
         module: Module,
         lane: Lane<Kv>,
-        options: &DatabaseOptions,
+        pool: Arc<Pool>,
         settings: Settings,
         host: Weak<HostInner>,
         clock: Clock,
     ) -> Database {
-        let pool = Pool::new(
-            options.max_idle_instances,
-            options.max_instances.max(1),
-            options.idle_timeout,
-            clock.clone(),
-        );
         Database {
             inner: Arc::new(DbInner {
                 name: name.into(),

@@ -228,6 +228,13 @@ pub enum CallError {
         /// The limit.
         limit: usize,
     },
+    /// The host already has as many live instances, over all its databases, as allowed
+    /// ([`crate::HostBuilder::max_live_instances`]).
+    #[error("host instance limit: the host has {limit} live instances already")]
+    HostInstanceLimit {
+        /// The limit.
+        limit: usize,
+    },
     /// The WebAssembly stack overflowed.
     #[error("stack overflow: the call exhausted the WebAssembly stack")]
     StackOverflow,

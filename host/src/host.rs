@@ -17,6 +17,7 @@ use crate::fairness::Fairness;
 use crate::instance::budget_ticks;
 use crate::kv::Kv;
 use crate::module::{self, Module};
+use crate::pool::{Census, Pool};
 use crate::store::{StoreData, StoreLimits};
 use crate::ticker::{Quanta, Ticker};
 use crate::wasi::{self, WasiCtx};
@@ -36,6 +37,8 @@ pub struct HostBuilder {
     defaults: DatabaseOptions,
     max_wasm_stack: usize,
     max_module_bytes: usize,
+    max_live_instances: usize,
+    max_idle_instances: usize,
     definitions: Vec<Definition>,
 }
 
@@ -65,6 +68,8 @@ impl Default for HostBuilder {
             defaults: DatabaseOptions::default(),
             max_wasm_stack: 512 << 10,
             max_module_bytes: 2 << 20,
+            max_live_instances: 10_000,
+            max_idle_instances: 4_096,
             definitions: Vec::new(),
         }
     }
@@ -112,6 +117,22 @@ impl HostBuilder {
     /// The largest module accepted, in bytes (default 2 MiB).
     pub fn max_module_bytes(mut self, bytes: usize) -> HostBuilder {
         self.max_module_bytes = bytes;
+        self
+    }
+
+    /// The most Wasm instances alive at once over all databases, in use or idle (default
+    /// 10,000). Past it a call fails with `CallError::HostInstanceLimit`. Each instance
+    /// reserves address space for its memory and, once it has made an async call, several
+    /// memory mappings: the kernel's default limit of 65,530 mappings is reached near 13,000.
+    pub fn max_live_instances(mut self, instances: usize) -> HostBuilder {
+        self.max_live_instances = instances.max(1);
+        self
+    }
+
+    /// The most idle instances kept over all databases (default 4,096); past it, a healthy
+    /// instance is dropped after its call, whatever its database's own cap.
+    pub fn max_idle_instances(mut self, instances: usize) -> HostBuilder {
+        self.max_idle_instances = instances;
         self
     }
 
@@ -192,6 +213,7 @@ impl HostBuilder {
             databases: Mutex::new(HashMap::new()),
             runtime: runtime.handle().clone(),
             quanta: Quanta::default(),
+            census: Census::new(self.max_live_instances, self.max_idle_instances),
         });
         let weak = Arc::downgrade(&inner);
         let ticker = Ticker::start(engine, self.quantum, inner.quanta.clone(), move || {
@@ -251,6 +273,8 @@ pub(crate) struct HostInner {
     runtime: Handle,
     /// The ticker's count of quanta, which budgets are measured in.
     quanta: Quanta,
+    /// Live and idle instances over every database.
+    census: Arc<Census>,
 }
 
 impl HostInner {
@@ -383,14 +407,22 @@ impl Host {
             table_limit: options.table_limit,
             preopen: options.preopen.clone(),
         };
+        let clock = inner.runtime.clock().clone();
+        let pool = Pool::new(
+            options.max_idle_instances,
+            options.max_instances.max(1),
+            options.idle_timeout,
+            clock.clone(),
+            Arc::clone(&inner.census),
+        );
         let database = Database::new(
             name,
             module.clone(),
             lane,
-            &options,
+            pool,
             settings,
             Arc::downgrade(&self.inner),
-            inner.runtime.clock().clone(),
+            clock,
         );
         databases.insert(name.to_owned(), database.clone());
         Ok(database)

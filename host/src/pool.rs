@@ -14,8 +14,17 @@
 //!
 //! Every Wasm instance holds a [`Lease`] that counts it as live until it is dropped, wherever
 //! that happens, so that `max_live` bounds instances in use and idle together.
+//!
+//! The host counts too, over all its databases ([`Census`]): at most `max_live` instances at
+//! once (past it, a call fails with `HostInstanceLimit`), and at most `max_idle` kept idle
+//! (past it, a healthy instance is dropped after its call). Each instance reserves address
+//! space for its memory (4 GiB with Wasmtime's defaults, of the 128 TiB a process has) and
+//! several memory mappings once it has made an async call, so tens of thousands of databases
+//! that each kept one would exhaust the process; with the census they queue for instances
+//! instead.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corelane_executor::Clock;
@@ -24,8 +33,51 @@ use parking_lot::Mutex;
 use crate::error::CallError;
 use crate::instance::Instance;
 
+/// The host's count of live and idle instances, over all its databases.
+pub(crate) struct Census {
+    live: AtomicUsize,
+    idle: AtomicUsize,
+    max_live: usize,
+    max_idle: usize,
+}
+
+impl Census {
+    pub(crate) fn new(max_live: usize, max_idle: usize) -> Arc<Census> {
+        Arc::new(Census {
+            live: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            max_live,
+            max_idle,
+        })
+    }
+
+    /// Counts one more of `count` if that stays within `max`.
+    fn try_add(count: &AtomicUsize, max: usize) -> bool {
+        // Relaxed: a counter that publishes nothing; the pools' locks order the rest.
+        count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (now < max).then_some(now + 1)
+            })
+            .is_ok()
+    }
+
+    fn remove(count: &AtomicUsize, n: usize) {
+        count.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Live and idle instances over the host.
+    #[cfg(test)]
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.live.load(Ordering::Relaxed),
+            self.idle.load(Ordering::Relaxed),
+        )
+    }
+}
+
 pub(crate) struct Pool {
     inner: Mutex<PoolInner>,
+    census: Arc<Census>,
     max_idle: usize,
     max_live: usize,
     idle_timeout_ns: u64,
@@ -48,6 +100,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let mut inner = self.0.inner.lock();
         inner.live = inner.live.saturating_sub(1);
+        Census::remove(&self.0.census.live, 1);
     }
 }
 
@@ -57,12 +110,14 @@ impl Pool {
         max_live: usize,
         idle_timeout: Duration,
         clock: Clock,
+        census: Arc<Census>,
     ) -> Arc<Pool> {
         Arc::new(Pool {
             inner: Mutex::new(PoolInner {
                 idle: Vec::new(),
                 live: 0,
             }),
+            census,
             max_idle,
             max_live,
             idle_timeout_ns: u64::try_from(idle_timeout.as_nanos()).unwrap_or(u64::MAX),
@@ -72,7 +127,9 @@ impl Pool {
 
     /// The most recently used idle instance, if any.
     pub(crate) fn take(&self) -> Option<Instance> {
-        self.inner.lock().idle.pop().map(|(instance, _)| instance)
+        let (instance, _) = self.inner.lock().idle.pop()?;
+        Census::remove(&self.census.idle, 1);
+        Some(instance)
     }
 
     /// Counts a new instance as live, if the limit allows.
@@ -83,16 +140,23 @@ impl Pool {
                 limit: self.max_live,
             });
         }
+        if !Census::try_add(&self.census.live, self.census.max_live) {
+            return Err(CallError::HostInstanceLimit {
+                limit: self.census.max_live,
+            });
+        }
         inner.live += 1;
         Ok(Lease(Arc::clone(self)))
     }
 
-    /// Takes back a healthy instance, or drops it if the pool is full.
+    /// Takes back a healthy instance, or drops it if the pool or the host has enough idle.
     pub(crate) fn give_back(&self, instance: Instance) {
         let now = self.clock.now_ns();
         let rejected = {
             let mut inner = self.inner.lock();
-            if inner.idle.len() < self.max_idle {
+            if inner.idle.len() < self.max_idle
+                && Census::try_add(&self.census.idle, self.census.max_idle)
+            {
                 inner.idle.push((instance, now));
                 None
             } else {
@@ -115,12 +179,14 @@ impl Pool {
             let keep = keep.unwrap_or(inner.idle.len());
             inner.idle.drain(..keep).collect()
         };
+        Census::remove(&self.census.idle, stale.len());
         stale.len()
     }
 
     /// Drops every idle instance.
     pub(crate) fn clear(&self) {
         let idle = std::mem::take(&mut self.inner.lock().idle);
+        Census::remove(&self.census.idle, idle.len());
         drop(idle);
     }
 
@@ -137,7 +203,8 @@ mod tests {
 
     #[test]
     fn leases_stop_at_the_instance_limit_and_come_back_when_dropped() {
-        let pool = Arc::new(Pool::new(1, 2, Duration::from_secs(10), Clock::manual()));
+        let census = Census::new(100, 100);
+        let pool = Pool::new(1, 2, Duration::from_secs(10), Clock::manual(), census);
         let first = pool.lease().unwrap();
         let second = pool.lease().unwrap();
         assert_eq!(pool.counts(), (2, 0));
@@ -150,5 +217,35 @@ mod tests {
         let third = pool.lease().unwrap();
         drop((second, third));
         assert_eq!(pool.counts(), (0, 0));
+    }
+
+    #[test]
+    fn the_host_caps_live_instances_over_all_its_databases() {
+        let census = Census::new(3, 1);
+        let pools: Vec<_> = (0..2)
+            .map(|_| {
+                Pool::new(
+                    1,
+                    2,
+                    Duration::from_secs(10),
+                    Clock::manual(),
+                    census.clone(),
+                )
+            })
+            .collect();
+        let leases = [
+            pools[0].lease().unwrap(),
+            pools[0].lease().unwrap(),
+            pools[1].lease().unwrap(),
+        ];
+        // Each database is within its own limit of 2, but the host has its 3.
+        assert!(matches!(
+            pools[1].lease(),
+            Err(CallError::HostInstanceLimit { limit: 3 })
+        ));
+        assert_eq!(census.counts(), (3, 0));
+        drop(leases);
+        assert_eq!(census.counts(), (0, 0));
+        assert!(pools[1].lease().is_ok());
     }
 }
