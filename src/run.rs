@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use corelane_executor::Runtime;
 use corelane_host::{
-    CallError, Database, DatabaseOptions, Fairness, Host, Module, ModuleKind, Timed,
+    Call, CallError, Database, DatabaseOptions, Fairness, Host, Module, ModuleKind, Timed,
 };
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -272,8 +272,13 @@ impl Tenant {
         })
     }
 
-    fn database(&self) -> Database {
-        self.database.lock().clone()
+    /// Submits a call to the tenant's database of the moment. Submitting under the lock
+    /// that churn swaps the database under means the call reaches the old database before
+    /// it exits (and runs there, as an exit lets queued calls finish) or the new one, never
+    /// an exited one. Also gives the worker of that database.
+    fn call_timed(&self, reducer: &str, args: Vec<u8>) -> (Call<Timed>, usize) {
+        let database = self.database.lock();
+        (database.call_timed(reducer, args), database.lane().worker())
     }
 
     /// Lane run time and yields over every database the tenant has had.
@@ -717,7 +722,7 @@ fn start_closed_loops(host: &Host, groups: &[GroupRun], window: &Arc<Window>) {
                             break;
                         }
                         let counted = window.admit(started, &recorder);
-                        let call = tenant.database().call_timed(&reducer, args.clone());
+                        let (call, _) = tenant.call_timed(&reducer, args.clone());
                         track(
                             call,
                             Arc::clone(&recorder),
@@ -828,14 +833,14 @@ fn drive_open_loop(
             continue;
         };
         let run = &groups[group_index];
-        let database = run.tenants[tenant].database();
         let counted = window.admit(intended, &run.recorder);
         if counted {
             // Relaxed: read only after the driver has stopped.
             window.open_submitted.fetch_add(1, Ordering::Relaxed);
         }
         let submitted = Instant::now();
-        let call = database.call_timed(&run.group.reducer, run.group.args.clone());
+        let (call, worker) =
+            run.tenants[tenant].call_timed(&run.group.reducer, run.group.args.clone());
         let tracked = track(
             call,
             Arc::clone(&run.recorder),
@@ -845,7 +850,7 @@ fn drive_open_loop(
             submitted,
         );
         // Awaited on the database's own worker, where the call's end wakes it cheaply.
-        if let Ok(task) = runtime.spawn_on(database.lane().worker(), tracked) {
+        if let Ok(task) = runtime.spawn_on(worker, tracked) {
             drop(task);
         }
         if let Load::Open { rate_per_s } = run.group.load {

@@ -90,11 +90,52 @@ fn check_report(report: &Value, workers: u64) {
 
 fn check_svg(path: &Path) {
     let svg = std::fs::read_to_string(path).unwrap();
+    let document = roxmltree::Document::parse(&svg)
+        .unwrap_or_else(|error| panic!("{}: not well-formed XML: {error}", path.display()));
+    assert_eq!(document.root_element().tag_name().name(), "svg");
     assert!(
-        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
-        "{}",
-        &svg[..svg.len().min(200)]
+        document.descendants().any(|node| node.has_tag_name("path")
+            || node.has_tag_name("polyline")),
+        "{}: no curve drawn",
+        path.display()
     );
+}
+
+#[test]
+fn churn_replaces_databases_without_failing_a_call() {
+    // Without pause each tenant's database exits and a new one takes its place, while calls
+    // keep arriving: each call reaches the old database before it exits, or the new one.
+    let out = scratch("churn");
+    let scenario = out.join("churn.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "churn"
+duration_s = 2.0
+warmup_s = 0.2
+
+[[group]]
+name = "churning"
+count = 8
+module = "counter"
+reducer = "increment"
+load = { rate_per_s = 1000.0 }
+recreate_every_s = 0.000001
+"#,
+    )
+    .unwrap();
+    let output = corelane()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let group = &report["groups"][0];
+    assert!(group["jobs_ok"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(group["jobs_failed"].as_u64().unwrap(), 0, "{report}");
 }
 
 #[test]
