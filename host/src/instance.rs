@@ -55,7 +55,8 @@ pub(crate) struct Ended {
 ///
 /// Every move of the epoch reaches the store's callback: the ticker's, once a quantum, and
 /// the runtime's preemption requests, when another lane arrives behind a long call (`preempt`
-/// in `host.rs`). Only the ticker's moves count against the budget, one quantum each. Past
+/// in `host.rs`). Only the ticker's moves count against the budget, one quantum each, and a
+/// preemption request makes a call give way only once it has run into a quantum. Past
 /// its budget the call is interrupted (`Timeout`);
 /// otherwise it yields (`Epoch`) or goes on (`Never`, `Fuel`; Fuel yields on its fuel
 /// interval instead).
@@ -81,6 +82,11 @@ fn configure(store: &mut Store<StoreData>, settings: &Settings) -> wasmtime::Res
             if data.ticks >= data.budget_ticks {
                 return Ok(UpdateDeadline::Interrupt);
             }
+        } else if data.ticks == 0 {
+            // A preemption request, to a call that has not yet run into a quantum: it is
+            // short or just begun, and ends or meets the ticker soon. Yielding here would
+            // leave it holding its instance while the newcomer, and the next, make theirs.
+            return Ok(UpdateDeadline::Continue(1));
         }
         Ok(if yields {
             UpdateDeadline::Yield(1)
