@@ -94,8 +94,9 @@ fn check_svg(path: &Path) {
         .unwrap_or_else(|error| panic!("{}: not well-formed XML: {error}", path.display()));
     assert_eq!(document.root_element().tag_name().name(), "svg");
     assert!(
-        document.descendants().any(|node| node.has_tag_name("path")
-            || node.has_tag_name("polyline")),
+        document
+            .descendants()
+            .any(|node| node.has_tag_name("path") || node.has_tag_name("polyline")),
         "{}: no curve drawn",
         path.display()
     );

@@ -6,7 +6,8 @@
 //!
 //! Each model drives the real protocol code (`Sleeper` from `park.rs`, `LaneState` from
 //! `lane/state.rs`) through the shim in `sync.rs`; the queues around them, which come from
-//! crossbeam in the runtime, are stood in for by loom mutexes holding a `VecDeque`. The models
+//! crossbeam in the runtime, are stood in for by loom mutexes holding a `VecDeque` (and the
+//! lane's ready slot, a crossbeam `AtomicCell`, by a loom mutex holding a flag). The models
 //! are small (two or three threads, one or two items each), and bounded to three preemptions
 //! per execution (most concurrency bugs need fewer), so that each runs in seconds.
 
@@ -333,5 +334,146 @@ fn loom_models_close_counts_exactly_the_accepted_jobs() {
             queued += 1;
         }
         assert_eq!(queued, accepted);
+    });
+}
+
+/// A lane with one job that waits once, for the wake-up model: the job's first poll returns
+/// Pending and registers its waker; another thread then wakes it, which puts its runnable in
+/// the lane's ready slot and activates the lane (`LaneCore::job_woken`), racing the end of the
+/// turn that polled it.
+struct Waiting {
+    lane: LaneState,
+    /// The one queued job, until a turn starts it.
+    queued: AtomicBool,
+    /// A job has started and not ended (only the turn's holder touches it).
+    in_progress: AtomicBool,
+    /// The ready slot: the started job's runnable, once woken.
+    ready: Mutex<bool>,
+    /// The job's waker exists: its first poll has happened.
+    registered: AtomicBool,
+    /// Lane tokens in the worker's run queue.
+    tokens: AtomicUsize,
+    polls: AtomicUsize,
+    running: AtomicUsize,
+}
+
+impl Waiting {
+    /// Steps 1 and 2 for the one job, before any thread starts.
+    fn new() -> Arc<Waiting> {
+        let waiting = Waiting {
+            lane: LaneState::new(),
+            queued: AtomicBool::new(false),
+            in_progress: AtomicBool::new(false),
+            ready: Mutex::new(false),
+            registered: AtomicBool::new(false),
+            tokens: AtomicUsize::new(0),
+            polls: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+        };
+        assert!(waiting.lane.admit());
+        waiting.queued.store(true, Ordering::Release);
+        if waiting.lane.activate() {
+            waiting.tokens.fetch_add(1, Ordering::AcqRel);
+        }
+        Arc::new(waiting)
+    }
+
+    /// One turn, as `Local::run_turn` takes it (steps 3 and 4, then S4).
+    fn turn(&self) -> bool {
+        let mut count = self.tokens.load(Ordering::Acquire);
+        loop {
+            if count == 0 {
+                return false;
+            }
+            match self.tokens.compare_exchange(
+                count,
+                count - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => count = actual,
+            }
+        }
+        self.lane.begin_turn();
+        assert_eq!(
+            self.running.fetch_add(1, Ordering::SeqCst),
+            0,
+            "two turns at once"
+        );
+        loop {
+            if self.in_progress.load(Ordering::Relaxed) {
+                // Step 4: only a woken started job runs; its second poll ends it.
+                if !std::mem::take(&mut *self.ready.lock().unwrap()) {
+                    break;
+                }
+                self.polls.fetch_add(1, Ordering::SeqCst);
+                self.in_progress.store(false, Ordering::Relaxed);
+            } else if self.queued.swap(false, Ordering::AcqRel) {
+                // The first poll: the job registers its waker and returns Pending, which
+                // ends the turn whether or not the wake-up came during the poll.
+                self.polls.fetch_add(1, Ordering::SeqCst);
+                self.in_progress.store(true, Ordering::Relaxed);
+                self.registered.store(true, Ordering::Release);
+                break;
+            } else {
+                break;
+            }
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if self.lane.end_turn(false) {
+            self.tokens.fetch_add(1, Ordering::AcqRel);
+        }
+        true
+    }
+
+    /// `LaneCore::job_woken`, from another thread.
+    fn wake(&self) {
+        *self.ready.lock().unwrap() = true;
+        if self.lane.activate() {
+            self.tokens.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Lane protocol step 4 and invariant S4: a wake-up of the started job from another thread,
+/// racing the end of the turn that polled it, leads to exactly one more poll, in a turn of
+/// its own; the lane is never left out of the run queue with its job woken.
+#[test]
+fn loom_models_a_wake_racing_the_end_of_its_turn_polls_once_more() {
+    model(|| {
+        let waiting = Waiting::new();
+        let waker = {
+            let waiting = waiting.clone();
+            thread::spawn(move || {
+                while !waiting.registered.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                waiting.wake();
+            })
+        };
+        let worker = {
+            let waiting = waiting.clone();
+            thread::spawn(move || {
+                for _ in 0..3 {
+                    if !waiting.turn() {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        waker.join().unwrap();
+        worker.join().unwrap();
+        while waiting.polls.load(Ordering::SeqCst) < 2 {
+            assert!(
+                waiting.turn(),
+                "the job was woken but its lane is in no run queue"
+            );
+        }
+        assert_eq!(waiting.polls.load(Ordering::SeqCst), 2);
+        // Turns left over find nothing to run.
+        while waiting.turn() {}
+        assert_eq!(waiting.polls.load(Ordering::SeqCst), 2);
+        assert!(!waiting.lane.load().is_running());
     });
 }
