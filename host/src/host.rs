@@ -129,8 +129,9 @@ impl HostBuilder {
         self
     }
 
-    /// The most idle instances kept over all databases (default 4,096); past it, a healthy
-    /// instance is dropped after its call, whatever its database's own cap.
+    /// How many live instances the host may have over all databases and still keep one
+    /// idle after its call (default 4,096); past it, a healthy instance is dropped after its
+    /// call, whatever its database's own cap.
     pub fn max_idle_instances(mut self, instances: usize) -> HostBuilder {
         self.max_idle_instances = instances;
         self

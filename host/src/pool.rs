@@ -16,8 +16,9 @@
 //! that happens, so that `max_live` bounds instances in use and idle together.
 //!
 //! The host counts too, over all its databases ([`Census`]): at most `max_live` instances at
-//! once (past it, a call fails with `HostInstanceLimit`), and at most `max_idle` kept idle
-//! (past it, a healthy instance is dropped after its call). Each instance reserves address
+//! once (past it, a call fails with `HostInstanceLimit`), and once more than `max_idle` are
+//! live, a healthy instance is dropped after its call rather than kept idle. Only creating
+//! and dropping an instance touch the count, not every call. Each instance reserves address
 //! space for its memory (4 GiB with Wasmtime's defaults, of the 128 TiB a process has) and
 //! several memory mappings once it has made an async call, so tens of thousands of databases
 //! that each kept one would exhaust the process; with the census they queue for instances
@@ -36,7 +37,6 @@ use crate::instance::Instance;
 /// The host's count of live and idle instances, over all its databases.
 pub(crate) struct Census {
     live: AtomicUsize,
-    idle: AtomicUsize,
     max_live: usize,
     max_idle: usize,
 }
@@ -45,33 +45,34 @@ impl Census {
     pub(crate) fn new(max_live: usize, max_idle: usize) -> Arc<Census> {
         Arc::new(Census {
             live: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
             max_live,
             max_idle,
         })
     }
 
-    /// Counts one more of `count` if that stays within `max`.
-    fn try_add(count: &AtomicUsize, max: usize) -> bool {
+    /// Counts one more live instance if that stays within `max_live`.
+    fn try_add(&self) -> bool {
         // Relaxed: a counter that publishes nothing; the pools' locks order the rest.
-        count
+        self.live
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-                (now < max).then_some(now + 1)
+                (now < self.max_live).then_some(now + 1)
             })
             .is_ok()
     }
 
-    fn remove(count: &AtomicUsize, n: usize) {
-        count.fetch_sub(n, Ordering::Relaxed);
+    fn remove(&self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Live and idle instances over the host.
+    /// Whether an instance may stay idle: the host has no more than `max_idle` live.
+    fn keeps_idle(&self) -> bool {
+        self.live.load(Ordering::Relaxed) <= self.max_idle
+    }
+
+    /// Live instances over the host.
     #[cfg(test)]
-    fn counts(&self) -> (usize, usize) {
-        (
-            self.live.load(Ordering::Relaxed),
-            self.idle.load(Ordering::Relaxed),
-        )
+    fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 }
 
@@ -100,7 +101,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let mut inner = self.0.inner.lock();
         inner.live = inner.live.saturating_sub(1);
-        Census::remove(&self.0.census.live, 1);
+        self.0.census.remove();
     }
 }
 
@@ -127,9 +128,7 @@ impl Pool {
 
     /// The most recently used idle instance, if any.
     pub(crate) fn take(&self) -> Option<Instance> {
-        let (instance, _) = self.inner.lock().idle.pop()?;
-        Census::remove(&self.census.idle, 1);
-        Some(instance)
+        self.inner.lock().idle.pop().map(|(instance, _)| instance)
     }
 
     /// Counts a new instance as live, if the limit allows.
@@ -140,7 +139,7 @@ impl Pool {
                 limit: self.max_live,
             });
         }
-        if !Census::try_add(&self.census.live, self.census.max_live) {
+        if !self.census.try_add() {
             return Err(CallError::HostInstanceLimit {
                 limit: self.census.max_live,
             });
@@ -154,9 +153,7 @@ impl Pool {
         let now = self.clock.now_ns();
         let rejected = {
             let mut inner = self.inner.lock();
-            if inner.idle.len() < self.max_idle
-                && Census::try_add(&self.census.idle, self.census.max_idle)
-            {
+            if inner.idle.len() < self.max_idle && self.census.keeps_idle() {
                 inner.idle.push((instance, now));
                 None
             } else {
@@ -179,14 +176,12 @@ impl Pool {
             let keep = keep.unwrap_or(inner.idle.len());
             inner.idle.drain(..keep).collect()
         };
-        Census::remove(&self.census.idle, stale.len());
         stale.len()
     }
 
     /// Drops every idle instance.
     pub(crate) fn clear(&self) {
         let idle = std::mem::take(&mut self.inner.lock().idle);
-        Census::remove(&self.census.idle, idle.len());
         drop(idle);
     }
 
@@ -243,9 +238,9 @@ mod tests {
             pools[1].lease(),
             Err(CallError::HostInstanceLimit { limit: 3 })
         ));
-        assert_eq!(census.counts(), (3, 0));
+        assert_eq!(census.live(), 3);
         drop(leases);
-        assert_eq!(census.counts(), (0, 0));
+        assert_eq!(census.live(), 0);
         assert!(pools[1].lease().is_ok());
     }
 }
