@@ -88,6 +88,11 @@ fn check_report(report: &Value, workers: u64) {
     assert!(jain > 0.0 && jain <= 1.0 + 1e-9);
 }
 
+/// The `report.json` a run wrote to `out`.
+fn read_report(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+}
+
 fn check_svg(path: &Path) {
     let svg = std::fs::read_to_string(path).unwrap();
     let document = roxmltree::Document::parse(&svg)
@@ -132,8 +137,7 @@ recreate_every_s = 0.000001
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = read_report(&out);
     let group = &report["groups"][0];
     assert!(group["jobs_ok"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(group["jobs_failed"].as_u64().unwrap(), 0, "{report}");
@@ -155,8 +159,7 @@ fn the_default_scenario_runs_both_modes_and_reports_them() {
         text(&output)
     );
 
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = read_report(&out);
     let runs = report
         .as_array()
         .expect("two modes give an array of two reports");
@@ -184,8 +187,7 @@ fn the_sightglass_scenario_runs_real_programs() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = read_report(&out);
     let workers = report["workers"].as_u64().unwrap();
     check_report(&report, workers);
     check_svg(&out.join("latency.svg"));
@@ -384,8 +386,7 @@ fn ctrl_c_ends_the_run_early_and_still_writes_the_report() {
     assert!(status.success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = read_report(&out);
     // The default scenario has two modes: still an array, holding the one that ran.
     let runs = report.as_array().expect("an array");
     assert_eq!(runs.len(), 1);

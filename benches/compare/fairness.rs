@@ -16,7 +16,7 @@ use crate::measure::{
     sleep_until,
 };
 use crate::systems::{DbThread, ExecutorPerCore, SerialDb, TokioPerCore, cpus, pin};
-use crate::wasm::{Direct, DirectInstance};
+use crate::wasm::{Direct, DirectInstance, compute_module};
 
 const HEAVY: usize = 2;
 const LIGHT: usize = 32;
@@ -46,12 +46,7 @@ pub fn light_beside_heavy(settings: &Settings, direct: &Direct, spin_ns: f64) ->
         .fairness(Fairness::Epoch)
         .build()
         .expect("a host");
-    let module = host
-        .compile(
-            "compute",
-            &corelane::modules::wasm("compute").expect("a sample"),
-        )
-        .expect("compiles");
+    let module = compute_module(&host);
     let database = |name: String, worker: usize| -> Database {
         let options = DatabaseOptions {
             worker: Some(worker),

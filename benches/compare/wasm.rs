@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use corelane::executor::Runtime;
-use corelane::host::{Call, Database, DatabaseOptions, Fairness, Host};
+use corelane::host::{Call, Database, DatabaseOptions, Fairness, Host, Module};
 use futures_lite::future::block_on;
 use wasmtime::{Config, Engine, InstancePre, Linker, Memory, OptLevel, Store, TypedFunc};
 
@@ -272,12 +272,7 @@ pub fn epoch_tax(settings: &Settings, spin_ns: f64) -> Vec<Case> {
         .runtime(Runtime::builder().workers(2))
         .build()
         .expect("a host");
-    let module = host
-        .compile(
-            "compute",
-            &corelane::modules::wasm("compute").expect("a sample"),
-        )
-        .expect("compiles");
+    let module = compute_module(&host);
     let databases = |fairness: Fairness| -> Vec<Database> {
         (0..2)
             .map(|worker| {
@@ -349,4 +344,10 @@ fn spin_rate(dbs: &[Database], iterations: u64, calls: u64) -> f64 {
         }
     });
     (dbs.len() as u64 * calls * iterations) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The `compute` sample, compiled on `host`.
+pub fn compute_module(host: &Host) -> Module {
+    let wasm = corelane::modules::wasm("compute").expect("a sample");
+    host.compile("compute", &wasm).expect("compiles")
 }

@@ -150,6 +150,20 @@ fn loom_models_a_push_racing_a_stop_leaves_nothing_queued() {
     });
 }
 
+/// Takes one lane token from a run queue (a count of them), if it holds any.
+fn take_token(tokens: &AtomicUsize) -> bool {
+    let mut count = tokens.load(Ordering::Acquire);
+    loop {
+        if count == 0 {
+            return false;
+        }
+        match tokens.compare_exchange(count, count - 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(actual) => count = actual,
+        }
+    }
+}
+
 /// A lane and two workers' run queues, for the lane models. A lane token in a run queue is
 /// the lane's run queue entry; tokens are interchangeable, so each run queue is a count.
 struct Model {
@@ -193,16 +207,8 @@ impl Model {
 
     /// Takes one lane token from worker `me`'s run queue and handles it (steps 3 and 6).
     fn turn(&self, me: usize) -> bool {
-        let tokens = &self.runs[me];
-        let mut count = tokens.load(Ordering::Acquire);
-        loop {
-            if count == 0 {
-                return false;
-            }
-            match tokens.compare_exchange(count, count - 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(actual) => count = actual,
-            }
+        if !take_token(&self.runs[me]) {
+            return false;
         }
         if self.home.load(Ordering::Acquire) != me {
             self.enqueue();
@@ -380,20 +386,8 @@ impl Waiting {
 
     /// One turn, as `Local::run_turn` takes it (steps 3 and 4, then S4).
     fn turn(&self) -> bool {
-        let mut count = self.tokens.load(Ordering::Acquire);
-        loop {
-            if count == 0 {
-                return false;
-            }
-            match self.tokens.compare_exchange(
-                count,
-                count - 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => count = actual,
-            }
+        if !take_token(&self.tokens) {
+            return false;
         }
         self.lane.begin_turn();
         assert_eq!(
