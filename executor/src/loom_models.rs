@@ -5,9 +5,10 @@
 //! ```
 //!
 //! Each model drives the real protocol code (`Sleeper` from `park.rs`, `LaneState` from
-//! `lane/state.rs`) through the shim in `sync.rs`; the queues around them, which come from
-//! crossbeam in the runtime, are stood in for by loom mutexes holding a `VecDeque` (and the
-//! lane's ready slot, a crossbeam `AtomicCell`, by a loom mutex holding a flag). The models
+//! `lane/state.rs`) through the shim in `sync.rs`. The queues around them are loom mutexes
+//! holding a `VecDeque`: the lane's job queue is built that way in the runtime too (with
+//! parking_lot's mutex), while the workers' injectors, from crossbeam, are stood in for; the
+//! lane's ready slot, a crossbeam `AtomicCell`, is stood in for by a loom mutex holding a flag. The models
 //! are small (two or three threads, one or two items each), and bounded to three preemptions
 //! per execution (most concurrency bugs need fewer), so that each runs in seconds.
 
@@ -33,7 +34,7 @@ fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// A queue standing in for a crossbeam queue.
+/// A queue as the lane's job queue is built, standing in for the injectors too.
 struct Queue<T>(Mutex<VecDeque<T>>);
 
 impl<T> Queue<T> {
