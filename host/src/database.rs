@@ -610,7 +610,10 @@ pub struct Call<T> {
 enum Inner<T> {
     Job {
         job: JobHandle<Result<T, CallError>>,
-        database: Arc<str>,
+        /// The database's name, kept only when the lane refused the job (it closed between the
+        /// exit check and the submission): `JobError::Closed` comes only from that refusal,
+        /// so an accepted call carries no copy of the name.
+        refused_by: Option<Arc<str>>,
     },
     Failed(Option<CallError>),
 }
@@ -625,8 +628,10 @@ impl<T: Send + 'static> Call<T> {
     fn job(job: JobHandle<Result<T, CallError>>, db: &DbInner) -> Call<T> {
         Call {
             state: Inner::Job {
+                // A refused job's handle is finished at once; an accepted one may be too (it
+                // ran already), which costs the copy of the name and nothing else.
+                refused_by: job.is_finished().then(|| Arc::clone(&db.name)),
                 job,
-                database: Arc::clone(&db.name),
             },
         }
     }
@@ -646,10 +651,10 @@ fn poll_call<T: Send + 'static>(
 ) -> Poll<Result<T, CallError>> {
     match state {
         Inner::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(CallError::Cancelled))),
-        Inner::Job { job, database } => Pin::new(job).poll(cx).map(|outcome| match outcome {
+        Inner::Job { job, refused_by } => Pin::new(job).poll(cx).map(|outcome| match outcome {
             Ok(result) => result,
             Err(JobError::Closed) => Err(CallError::NoSuchModule {
-                database: database.to_string(),
+                database: refused_by.as_deref().unwrap_or_default().to_owned(),
             }),
             Err(JobError::Cancelled) => Err(CallError::Cancelled),
             Err(JobError::Reentrant) => Err(CallError::Reentrant),

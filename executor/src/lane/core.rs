@@ -111,8 +111,11 @@ impl JobQueue {
         self.0.lock().push_back(runnable);
     }
 
-    pub(crate) fn pop(&self) -> Option<JobRunnable> {
-        self.0.lock().pop_front()
+    /// The next job, and whether another one is queued behind it.
+    pub(crate) fn pop(&self) -> (Option<JobRunnable>, bool) {
+        let mut queue = self.0.lock();
+        let next = queue.pop_front();
+        (next, !queue.is_empty())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -277,7 +280,7 @@ impl LaneCore {
             drop(runnable);
             self.count_end(End::Cancelled);
         }
-        while let Some(runnable) = self.queue.pop() {
+        while let (Some(runnable), _) = self.queue.pop() {
             add(&self.sched.started, 1);
             drop(runnable);
             self.count_end(End::Cancelled);

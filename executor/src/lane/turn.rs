@@ -158,6 +158,8 @@ impl Local {
         let mut first_job = true;
 
         let mut jobs = 0u32;
+        // Whether the queue may hold a job: the last pop saw another behind it.
+        let mut queued_more = true;
         let mut now = start;
         let mut now_is_fresh = true;
         let end = loop {
@@ -173,7 +175,15 @@ impl Local {
                     None => break TurnEnd::JobPending,
                 }
             } else {
-                match lane.queue.pop() {
+                // The last pop left the queue empty. A job queued since was followed by an
+                // activation, which set SCHEDULED during the turn (S4): a load tells, where
+                // another pop would take the queue's lock.
+                if !queued_more && !lane.state.load().is_scheduled() {
+                    break TurnEnd::Empty;
+                }
+                let (next, more) = lane.queue.pop();
+                queued_more = more;
+                match next {
                     None => break TurnEnd::Empty,
                     Some(runnable) => {
                         add(&sched.started, 1);
