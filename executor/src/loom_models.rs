@@ -53,6 +53,18 @@ impl<T> Queue<T> {
     fn is_empty(&self) -> bool {
         self.0.lock().unwrap().is_empty()
     }
+
+    /// As `JobQueue::pop_for_turn`: the next item and whether another is behind it, without
+    /// waiting for the lock; `(None, false)` while a pusher holds it.
+    fn pop_for_turn(&self) -> (Option<T>, bool) {
+        match self.0.try_lock() {
+            Ok(mut queue) => {
+                let next = queue.pop_front();
+                (next, !queue.is_empty())
+            }
+            Err(_) => (None, false),
+        }
+    }
 }
 
 /// Park protocol, invariant 1: a worker that goes to sleep while two other threads give it
@@ -221,7 +233,16 @@ impl Model {
             0,
             "two turns at once"
         );
-        while let Some(job) = self.jobs.pop() {
+        // As `run_turn`: no pop once the last one left the queue empty, unless an activation
+        // came during the turn; a pop that finds the lock taken ends the turn.
+        let mut queued_more = true;
+        loop {
+            if !queued_more && !self.lane.load().is_scheduled() {
+                break;
+            }
+            let (next, more) = self.jobs.pop_for_turn();
+            queued_more = more;
+            let Some(job) = next else { break };
             self.done.lock().unwrap().push(job);
             self.finished.fetch_add(1, Ordering::SeqCst);
         }

@@ -103,6 +103,12 @@ impl LaneCounters {
 /// queue (crossbeam's `SegQueue`, used before) puts its head and its tail on two padded lines
 /// and allocates a block every 31 jobs: with a job per lane at a time over thousands of lanes,
 /// those were three cold lines per job and an eighth of the throughput profile.
+///
+/// The worker never waits for the lock. A submitter that holds it may have been preempted
+/// mid-push, and a worker blocked behind it would stall every lane it runs. Every submitter
+/// activates the lane after its push (lane protocol step 1), so a worker that finds the lock
+/// taken can end the turn as if the queue were empty: the activation queues the lane again
+/// (S4), and the job runs at the lane's next turn.
 #[derive(Default)]
 pub(crate) struct JobQueue(Mutex<VecDeque<JobRunnable>>);
 
@@ -111,15 +117,25 @@ impl JobQueue {
         self.0.lock().push_back(runnable);
     }
 
-    /// The next job, and whether another one is queued behind it.
-    pub(crate) fn pop(&self) -> (Option<JobRunnable>, bool) {
-        let mut queue = self.0.lock();
+    /// For the turn: the next job, and whether another one is queued behind it. `(None,
+    /// false)` if the queue is empty or a submitter holds the lock (see the type's docs).
+    pub(crate) fn pop_for_turn(&self) -> (Option<JobRunnable>, bool) {
+        let Some(mut queue) = self.0.try_lock() else {
+            return (None, false);
+        };
         let next = queue.pop_front();
         (next, !queue.is_empty())
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.lock().is_empty()
+    /// For the turn: whether a job may be queued; true if a submitter holds the lock.
+    pub(crate) fn may_have_jobs(&self) -> bool {
+        self.0.try_lock().is_none_or(|queue| !queue.is_empty())
+    }
+
+    /// Takes the next job, waiting for the lock: for emptying the queue once its worker has
+    /// stopped, when no activation will bring the lane back.
+    pub(crate) fn pop(&self) -> Option<JobRunnable> {
+        self.0.lock().pop_front()
     }
 }
 
@@ -280,7 +296,7 @@ impl LaneCore {
             drop(runnable);
             self.count_end(End::Cancelled);
         }
-        while let (Some(runnable), _) = self.queue.pop() {
+        while let Some(runnable) = self.queue.pop() {
             add(&self.sched.started, 1);
             drop(runnable);
             self.count_end(End::Cancelled);

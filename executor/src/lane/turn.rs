@@ -181,7 +181,7 @@ impl Local {
                 if !queued_more && !lane.state.load().is_scheduled() {
                     break TurnEnd::Empty;
                 }
-                let (next, more) = lane.queue.pop();
+                let (next, more) = lane.queue.pop_for_turn();
                 queued_more = more;
                 match next {
                     None => break TurnEnd::Empty,
@@ -258,7 +258,7 @@ impl Local {
         counters.turn_started_ns.store(u64::MAX, Ordering::Relaxed);
         add(&counters.turns, 1);
         add(&self.shared.counters.lane_turns, 1);
-        matches!(end, TurnEnd::Budget) && !lane.queue.is_empty()
+        matches!(end, TurnEnd::Budget) && lane.queue.may_have_jobs()
     }
 
     /// The end of a turn: the drain check (step 8), then invariant S4.
