@@ -6,9 +6,17 @@
 //! the difference in jobs, which cancels the start-up:
 //!
 //! ```text
-//! cargo bench --bench instructions --no-run
-//! valgrind --tool=callgrind --separate-threads=yes target/release/deps/instructions-* lane 60000
+//! cargo bench --bench instructions --no-run     # prints the binary's path
+//! valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=/tmp/ic10 BINARY lane 10000
+//! valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=/tmp/ic60 BINARY lane 60000
+//! grep -H summary /tmp/ic10-* /tmp/ic60-*
 //! ```
+//!
+//! `BINARY` is the path that `--no-run` printed (under `target/release/deps/`, or under
+//! `CARGO_TARGET_DIR` if set; not the `.d` file beside it). Each thread gets its own output
+//! file, `-01` the main thread and the next ones the workers; the busiest worker's `summary`
+//! line is its instruction count, so (its count at 60,000 less at 10,000) / 50,000 is the
+//! cost of one job.
 //!
 //! Cases: `lane` submits an empty job to a lane on worker 0 and awaits it; `never` and
 //! `epoch` call `echo.len` on a database on worker 0 in that fairness mode. With no arguments

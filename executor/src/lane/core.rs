@@ -99,7 +99,8 @@ impl LaneCounters {
 ///
 /// The lock is honest here: it is held for one push or one pop, by the lane's submitters and
 /// the one worker running its turn, so it is almost never contended. It keeps a lane's queue
-/// in one cache line and one small buffer that is kept from job to job. A lock-free segment
+/// in 40 bytes (the lock word and the ring's pointer, capacity, head and length) and one
+/// small buffer that is kept from job to job. A lock-free segment
 /// queue (crossbeam's `SegQueue`, used before) puts its head and its tail on two padded lines
 /// and allocates a block every 31 jobs: with a job per lane at a time over thousands of lanes,
 /// those were three cold lines per job and an eighth of the throughput profile.
