@@ -31,6 +31,7 @@ use std::task::{Context, Waker};
 
 use async_task::{Runnable, ScheduleInfo};
 use crossbeam_deque::{Injector, Steal};
+use crossbeam_utils::CachePadded;
 use slab::Slab;
 
 use crate::lane::core::LaneCore;
@@ -68,14 +69,18 @@ pub(crate) struct WorkerShared {
     pub(crate) stopped: AtomicBool,
     /// Set by the worker as its thread ends.
     pub(crate) exited: AtomicBool,
+    // The worker writes the next three at every turn or task batch. Each has cache lines of
+    // its own, so that those writes do not take away from other threads the line that holds
+    // `stopped` and the sleeper's state, which every thread that gives this worker work reads
+    // (false sharing cost each remote push two cache misses, and the worker two at each turn).
     /// Since when the lane turn in progress has been running its job, on the runtime's
     /// clock; `u64::MAX` between turns (`preempt.rs`, step 1).
-    pub(crate) running_since_ns: AtomicU64,
+    pub(crate) running_since_ns: CachePadded<AtomicU64>,
     /// A preemption was asked for during the turn in progress (`preempt.rs`, step 2).
-    pub(crate) preempt_asked: AtomicBool,
+    pub(crate) preempt_asked: CachePadded<AtomicBool>,
+    pub(crate) counters: CachePadded<WorkerCounters>,
     /// The runtime's preemption hook, if it has one.
     preempt: Option<Arc<Preempt>>,
-    pub(crate) counters: WorkerCounters,
 }
 
 /// Counters for [`crate::WorkerStats`]; written by the worker (stores of its own running
@@ -114,10 +119,10 @@ impl WorkerShared {
             sleeper: Sleeper::new(),
             stopped: AtomicBool::new(false),
             exited: AtomicBool::new(false),
-            running_since_ns: AtomicU64::new(u64::MAX),
-            preempt_asked: AtomicBool::new(false),
+            running_since_ns: CachePadded::new(AtomicU64::new(u64::MAX)),
+            preempt_asked: CachePadded::new(AtomicBool::new(false)),
+            counters: CachePadded::new(counters),
             preempt,
-            counters,
         }
     }
 
