@@ -328,3 +328,56 @@ pub(crate) fn add(counter: &AtomicU64, amount: u64) {
         Ordering::Relaxed,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::{Runtime, block_on};
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A submitter preempted in the middle of its push holds the lane's queue lock. The
+    /// worker must not wait for it: its turn of that lane ends, other work runs, and the job
+    /// runs once the submitter has pushed it and activated the lane (`JobQueue`).
+    #[test]
+    fn a_turn_that_finds_the_queue_locked_moves_on_and_the_job_runs_after_its_push() {
+        let runtime = Runtime::builder().workers(1).build().expect("a runtime");
+        let lane = runtime.lane(()).expect("a lane");
+        let core = Arc::clone(&lane.inner.core);
+
+        // Stand in for the submitter mid-push, then give the lane a turn to look at it.
+        let held = core.queue.0.lock();
+        core.activate();
+        wait_until("the lane's turn", || lane.stats().turns >= 1);
+
+        // The worker did not wait at the lock: a task on it runs to its end.
+        let task = runtime.spawn_on(0, async { 7 }).expect("worker 0");
+        wait_until("a task on the worker", || task.is_finished());
+        assert_eq!(block_on(task).expect("off the workers").expect("joins"), 7);
+
+        // A real submitter queues behind the lock; once the lock is free its push and its
+        // activation go through, and the job runs exactly once.
+        let submitter = {
+            let lane = lane.clone();
+            std::thread::spawn(move || block_on(lane.call(|()| 11)).expect("off the workers"))
+        };
+        wait_until("the submission to be counted", || {
+            core.state.load().submissions() >= 1
+        });
+        drop(held);
+        let value = submitter.join().expect("the submitter").expect("the job");
+        assert_eq!(value, 11);
+        wait_until("the job's end to be counted", || {
+            lane.stats().completed == 1
+        });
+        assert_eq!(lane.stats().completed, 1);
+    }
+}
