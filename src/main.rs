@@ -323,7 +323,7 @@ fn call(args: CallArgs) -> Result<ExitCode, String> {
         ..DatabaseOptions::default()
     };
     let db = host
-        .create_database("call", &module, options)
+        .create_database(module.name(), &module, options)
         .map_err(|error| error.to_string())?;
     let started = Instant::now();
     let result = db.call_blocking(&args.reducer, bytes);
@@ -335,7 +335,7 @@ fn call(args: CallArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
-            eprintln!("{}: {error}", run::kind(&error));
+            eprintln!("error: {}: {error}", run::kind(&error));
             if let corelane_host::CallError::NoSuchReducer { .. } = error {
                 eprintln!("the module's reducers: {}", module.reducers().join(", "));
             }
@@ -485,9 +485,10 @@ fn inspect(args: InspectArgs) -> Result<ExitCode, String> {
         }
     };
     let host = small_host(Fairness::Never)?;
+    // The host's error names the module already.
     let description = host
         .inspect(&name, &bytes)
-        .map_err(|error| format!("{text}: {error}"))?;
+        .map_err(|error| error.to_string())?;
 
     match &description.kind {
         Ok(ModuleKind::Command) => {
