@@ -130,10 +130,13 @@ impl<T: Send + 'static> Future for JobHandle<T> {
         if let Some(error) = self.refused.take() {
             return Poll::Ready(Err(error));
         }
-        // Lane protocol step 7: a job of this lane awaiting a job of this lane.
-        let running = worker::with_any_local(|local| local.running_lane_id()).flatten();
-        if running == Some(self.lane) && !self.completion.is_finished() {
-            return Poll::Ready(Err(JobError::Reentrant));
+        // Lane protocol step 7: a job of this lane awaiting a job of this lane. A finished
+        // job gives its result whoever awaits it, so only an unfinished one needs the check.
+        if !self.completion.is_finished() {
+            let running = worker::with_any_local(|local| local.running_lane_id()).flatten();
+            if running == Some(self.lane) {
+                return Poll::Ready(Err(JobError::Reentrant));
+            }
         }
         self.completion
             .poll_outcome(cx)

@@ -65,10 +65,12 @@ impl LaneQueue {
     pub(crate) fn insert(&mut self, lane: Arc<LaneCore>, worker: usize, wake_credit_ns: u64) {
         // Relaxed: scheduling data, ordered by the state word (see `Sched`).
         let sched = &lane.sched;
-        let vruntime = if sched.vruntime_worker.swap(worker, Ordering::Relaxed) == worker {
+        // A load and a store, not a swap: only the holder of the entry writes it (S2).
+        let vruntime = if sched.vruntime_worker.load(Ordering::Relaxed) == worker {
             let floor = self.min_vruntime.saturating_sub(wake_credit_ns);
             sched.vruntime.load(Ordering::Relaxed).max(floor)
         } else {
+            sched.vruntime_worker.store(worker, Ordering::Relaxed);
             self.min_vruntime
         };
         sched.vruntime.store(vruntime, Ordering::Relaxed);
