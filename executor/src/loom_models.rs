@@ -8,9 +8,10 @@
 //! `lane/state.rs`) through the shim in `sync.rs`. The queues around them are loom mutexes
 //! holding a `VecDeque`: the lane's job queue is built that way in the runtime too (with
 //! parking_lot's mutex), while the workers' injectors, from crossbeam, are stood in for; the
-//! lane's ready slot, a crossbeam `AtomicCell`, is stood in for by a loom mutex holding a flag. The models
-//! are small (two or three threads, one or two items each), and bounded to three preemptions
-//! per execution (most concurrency bugs need fewer), so that each runs in seconds.
+//! lane's ready slot, a crossbeam `AtomicCell`, is stood in for by a loom mutex holding a
+//! flag. The models are small (two or three threads, one or two items each), and bounded to
+//! three preemptions per execution (most concurrency bugs need fewer), so that each runs in
+//! seconds.
 
 use std::collections::VecDeque;
 
