@@ -265,10 +265,7 @@ pub(crate) fn enqueue_lane(lane: Arc<LaneCore>) {
     let mut lane = Some(lane);
     with_local(uid, |local| {
         if let Some(lane) = lane.take() {
-            local
-                .lanes
-                .borrow_mut()
-                .insert(lane, local.shared.index, local.wake_credit_ns);
+            local.lanes.borrow_mut().insert(lane, local.shared.index);
         }
     });
     if let Some(lane) = lane {
@@ -295,8 +292,6 @@ pub(crate) struct Local {
     /// The last clock reading, and whether work ran since (so it is stale).
     pub(crate) now_ns: Cell<u64>,
     pub(crate) now_stale: Cell<bool>,
-    /// How far below its run queue's minimum a waking lane's virtual runtime may be.
-    pub(crate) wake_credit_ns: u64,
     /// The lane whose turn is running, lent to its jobs' hooks.
     pub(crate) running_lane: RefCell<Option<Arc<LaneCore>>>,
     /// How the job just polled ended, if it did; set by its hooks.
@@ -307,19 +302,18 @@ impl Local {
     fn new(shared: Arc<WorkerShared>, runtime: Arc<RuntimeShared>) -> Local {
         let now = runtime.config.clock.now_ns();
         shared.counters.busy_since_ns.store(now, Ordering::Relaxed);
-        let wake_credit_ns = runtime.config.slice_time_ns / 2;
+        let lanes = LaneQueue::new(runtime.config.slice_time_ns);
         Local {
             shared,
             runtime,
             queue: RefCell::new(VecDeque::with_capacity(256)),
-            lanes: RefCell::new(LaneQueue::default()),
+            lanes: RefCell::new(lanes),
             wakers: RefCell::new(Slab::new()),
             tick: Cell::new(0),
             finished: Cell::new(0),
             polled: Cell::new(0),
             now_ns: Cell::new(now),
             now_stale: Cell::new(false),
-            wake_credit_ns,
             running_lane: RefCell::new(None),
             job_end: Cell::new(None),
         }

@@ -19,13 +19,14 @@
 //! 2. **Activate.** Setting `SCHEDULED` on an idle lane makes the caller its only scheduler
 //!    (S2): it puts the lane in its home worker's run queue, directly if it runs on that
 //!    worker, else through the worker's lane injector and a wake-up (`park.rs`).
-//! 3. **Turn.** The worker takes the lane furthest behind in weighted virtual runtime and
-//!    begins its turn (S3). It polls the started job if that job was woken, else starts the
-//!    next queued job if no job is started. The turn ends when a job waits or yields (the job
-//!    keeps the lane: no other job of the lane starts until it ends), when nothing is left, or
-//!    when the slice is spent (step 5). The lane is charged its run time divided by its
-//!    weight, and ending the turn (S4) queues it again if it was activated meanwhile or has
-//!    work left; a lane whose job yielded thus goes back among the others by virtual runtime.
+//! 3. **Turn.** The worker takes the lane furthest behind in weighted virtual runtime (lanes
+//!    within one grain of it first come, first served: `lane/turn.rs`) and begins its turn
+//!    (S3). It polls the started job if that job was woken, else starts the next queued job
+//!    if no job is started. The turn ends when a job waits or yields (the job keeps the lane:
+//!    no other job of the lane starts until it ends), when nothing is left, or when the slice
+//!    is spent (step 5). The lane is charged its run time divided by its weight, and ending
+//!    the turn (S4) queues it again if it was activated meanwhile or has work left; a lane
+//!    whose job yielded thus goes back among the others by virtual runtime.
 //! 4. **Wake.** A started job that is woken has its runnable put in the lane's ready slot, and
 //!    the lane is activated. Only the started job can be woken: a queued job's runnable sits
 //!    in the queue, where wake-ups leave it alone.

@@ -6,6 +6,15 @@
 //! equally; weights 1:2:4 get 1/7, 2/7 and 4/7 of the busy time. A lane that was idle comes
 //! back no further behind than the queue's minimum less half a slice, so sleeping earns it a
 //! quick turn but no burst; a lane that arrives from another worker starts at the minimum.
+//!
+//! Virtual runtimes are compared in grains of an eighth of a slice, and lanes in the same
+//! grain go first come, first served. Lanes whose short jobs have cost them nearly the same
+//! time then run in the order they were activated, which is the order their submitters sent
+//! the jobs: ordered by exact run time instead, a batch of jobs over a thousand lanes ends in
+//! a shuffled order, and a submitter waiting for them in turn parks again and again (it
+//! cost a third of the throughput over 1,000 lanes, and 40% over 10,000). A grain is
+//! a quarter of the credit a waking lane gets, so a lane that wakes still goes ahead of a
+//! busy lane that has run its last slice.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -20,16 +29,21 @@ use super::job::JobEnd;
 use crate::worker::{self, Local};
 
 /// The lanes of one worker that have work, furthest behind first.
-#[derive(Default)]
 pub(crate) struct LaneQueue {
     heap: BinaryHeap<Entry>,
-    /// Never decreases: the virtual runtime of the last lane to start a turn.
+    /// Never decreases: the largest virtual runtime of a lane that started a turn.
     min_vruntime: u64,
     /// Breaks ties first come, first served.
     next_seq: u64,
+    /// How far below the minimum a waking lane's virtual runtime may be.
+    wake_credit_ns: u64,
+    /// The grain in which virtual runtimes are compared; at least 1.
+    grain_ns: u64,
 }
 
 struct Entry {
+    /// The lane's virtual runtime, in grains.
+    grain: u64,
     vruntime: u64,
     seq: u64,
     lane: Arc<LaneCore>,
@@ -37,7 +51,7 @@ struct Entry {
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
-        (self.vruntime, self.seq) == (other.vruntime, other.seq)
+        (self.grain, self.seq) == (other.grain, other.seq)
     }
 }
 
@@ -52,22 +66,34 @@ impl PartialOrd for Entry {
 impl Ord for Entry {
     /// Reversed, so that the max-heap yields the smallest virtual runtime.
     fn cmp(&self, other: &Entry) -> CmpOrdering {
-        (other.vruntime, other.seq).cmp(&(self.vruntime, self.seq))
+        (other.grain, other.seq).cmp(&(self.grain, self.seq))
     }
 }
 
 impl LaneQueue {
+    /// An empty run queue for a worker whose slices last `slice_ns`.
+    pub(crate) fn new(slice_ns: u64) -> LaneQueue {
+        let wake_credit_ns = slice_ns / 2;
+        LaneQueue {
+            heap: BinaryHeap::new(),
+            min_vruntime: 0,
+            next_seq: 0,
+            wake_credit_ns,
+            grain_ns: (wake_credit_ns / 4).max(1),
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 
     /// Queues a lane on worker `worker`; see the module documentation for its position.
-    pub(crate) fn insert(&mut self, lane: Arc<LaneCore>, worker: usize, wake_credit_ns: u64) {
+    pub(crate) fn insert(&mut self, lane: Arc<LaneCore>, worker: usize) {
         // Relaxed: scheduling data, ordered by the state word (see `Sched`).
         let sched = &lane.sched;
         // A load and a store, not a swap: only the holder of the entry writes it (S2).
         let vruntime = if sched.vruntime_worker.load(Ordering::Relaxed) == worker {
-            let floor = self.min_vruntime.saturating_sub(wake_credit_ns);
+            let floor = self.min_vruntime.saturating_sub(self.wake_credit_ns);
             sched.vruntime.load(Ordering::Relaxed).max(floor)
         } else {
             sched.vruntime_worker.store(worker, Ordering::Relaxed);
@@ -77,6 +103,7 @@ impl LaneQueue {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Entry {
+            grain: vruntime / self.grain_ns,
             vruntime,
             seq,
             lane,
@@ -104,9 +131,7 @@ impl Local {
     /// Moves lanes activated from other threads into the run queue.
     fn take_remote_lanes(&self) {
         while let Some(lane) = worker::steal(&self.shared.lane_injector) {
-            self.lanes
-                .borrow_mut()
-                .insert(lane, self.index(), self.wake_credit_ns);
+            self.lanes.borrow_mut().insert(lane, self.index());
         }
     }
 
@@ -319,5 +344,73 @@ impl Local {
         if lane.state.load().is_aborted() {
             waker.wake_by_ref();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::LaneQueue;
+    use crate::lane::core::LaneCore;
+    use crate::worker::WorkerShared;
+
+    const SLICE_NS: u64 = 1_000_000;
+    const US: u64 = 1_000;
+
+    /// Lanes on worker 0 whose virtual runtimes, measured there, are `vruntimes`.
+    fn lanes(vruntimes: &[u64]) -> Vec<Arc<LaneCore>> {
+        let workers: Arc<[Arc<WorkerShared>]> =
+            Arc::from(vec![Arc::new(WorkerShared::new(0, None, None))]);
+        let lanes: Vec<Arc<LaneCore>> = vruntimes
+            .iter()
+            .zip(1..)
+            .map(|(&vruntime, id)| {
+                let lane = LaneCore::new(id, 100, 0, Arc::clone(&workers));
+                lane.sched.vruntime_worker.store(0, Ordering::Relaxed);
+                lane.sched.vruntime.store(vruntime, Ordering::Relaxed);
+                Arc::new(lane)
+            })
+            .collect();
+        lanes
+    }
+
+    fn pop_ids(queue: &mut LaneQueue) -> Vec<u64> {
+        std::iter::from_fn(|| queue.pop().map(|lane| lane.id)).collect()
+    }
+
+    #[test]
+    fn lanes_within_one_grain_leave_in_the_order_they_came() {
+        let mut queue = LaneQueue::new(SLICE_NS);
+        // The grain is 125 us: these three differ by less, and came furthest behind last.
+        for lane in lanes(&[20 * US, 10 * US, 0]) {
+            queue.insert(lane, 0);
+        }
+        assert_eq!(pop_ids(&mut queue), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_lane_a_grain_behind_goes_first() {
+        let mut queue = LaneQueue::new(SLICE_NS);
+        for lane in lanes(&[300 * US, 0]) {
+            queue.insert(lane, 0);
+        }
+        assert_eq!(pop_ids(&mut queue), [2, 1]);
+    }
+
+    #[test]
+    fn a_waking_lane_goes_ahead_of_a_busy_lane_whatever_their_order() {
+        let mut queue = LaneQueue::new(SLICE_NS);
+        let mut made = lanes(&[10 * SLICE_NS, 0]).into_iter();
+        let (busy, waking) = (made.next().unwrap(), made.next().unwrap());
+
+        // The busy lane takes a turn, which sets the queue's minimum to its virtual runtime,
+        // and comes back uncharged (the least it can be), before the waking lane arrives.
+        queue.insert(Arc::clone(&busy), 0);
+        assert_eq!(queue.pop().map(|lane| lane.id), Some(busy.id));
+        queue.insert(busy, 0);
+        queue.insert(waking, 0);
+        assert_eq!(pop_ids(&mut queue), [2, 1]);
     }
 }
