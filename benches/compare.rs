@@ -50,7 +50,9 @@
 //!    one second, four submitter threads each submit batches of 128 empty jobs, sweeping over
 //!    all the databases, and wait for each batch newest job first (so that a submitter parks
 //!    about once a batch, not once a job). `thread_per_db` runs one thread per database with
-//!    64 KiB stacks, or reports `null` if the system refuses that many threads.
+//!    64 KiB stacks, started for its own rounds only (left parked through the other
+//!    systems' rounds, they made every futex call slower), or reports `null` if the system
+//!    refuses that many threads.
 //! 4. Wasm call cost (`wasm-call`): `echo.len` with no arguments, called and awaited from a
 //!    task on the database's worker, 200,000 times, with fairness `never` and `epoch`; and
 //!    the same export called directly through Wasmtime on the bench thread (synchronously, or

@@ -139,14 +139,6 @@ pub fn throughput(settings: &Settings) -> Vec<Case> {
         let dbs: Vec<SerialDb<()>> = (0..databases)
             .map(|index| SerialDb::new(index % WORKERS, ()))
             .collect();
-        // Small stacks: 10,000 threads of the default 2 MiB would reserve 20 GiB. Where the
-        // system refuses that many threads, thread_per_db reports null.
-        let threads: Option<Vec<DbThread<()>>> = (0..databases)
-            .map(|_| DbThread::start(Some(SMALL_STACK), None, || ()))
-            .collect::<Result<_, _>>()
-            .inspect_err(|error| eprintln!("  {databases} database threads: {error}"))
-            .ok();
-
         let [jobs_per_s] = alternate(settings.rounds, |system| {
             let rate = match system {
                 System::Corelane => pipelined(databases, duration, |db| lanes[db].submit(async {})),
@@ -157,7 +149,7 @@ pub fn throughput(settings: &Settings) -> Vec<Case> {
                     pipelined(databases, duration, |db| executors.submit(&dbs[db], |_| ()))
                 }
                 System::ThreadPerDb => {
-                    let threads = threads.as_ref()?;
+                    let threads = database_threads(databases)?;
                     pipelined(databases, duration, |db| threads[db].submit(|_| ()))
                 }
             };
@@ -167,6 +159,22 @@ pub fn throughput(settings: &Settings) -> Vec<Case> {
         cases.push(Case::new(name, "M jobs/s", Better::Higher).values(jobs_per_s));
     }
     cases
+}
+
+/// One thread per database, started for one round of thread_per_db and joined after it.
+///
+/// Ten thousand parked threads left alive through the other systems' rounds would slow
+/// every one of their futex calls: the kernel hashes a process's waiters into a table sized
+/// by its CPU count (Linux 6.18 here), and a wake-up walks its bucket. With them alive, corelane and Tokio both
+/// measured half their throughput over 10,000 databases. Small stacks: 10,000 threads of the
+/// default 2 MiB would reserve 20 GiB. Where the system refuses that many threads, the round
+/// reports null.
+fn database_threads(databases: usize) -> Option<Vec<DbThread<()>>> {
+    (0..databases)
+        .map(|_| DbThread::start(Some(SMALL_STACK), None, || ()))
+        .collect::<Result<_, _>>()
+        .inspect_err(|error| eprintln!("  {databases} database threads: {error}"))
+        .ok()
 }
 
 /// Jobs per second when `SUBMITTERS` threads each submit batches of `WINDOW` jobs for
