@@ -57,6 +57,7 @@ mod balance;
 mod block_on;
 mod body;
 mod clock;
+mod contention;
 pub mod lane;
 mod panic;
 mod park;

@@ -171,7 +171,9 @@ impl Builder {
     /// How long an idle worker spins before it parks (default 10 us). A longer spin answers a
     /// burst of remote work sooner, but takes CPU from other threads on the same core: with
     /// submitters on the workers' cores, 50 us cost a third of the pipelined throughput in
-    /// `cargo bench --bench compare`, 10 us kept the round trip under a microsecond.
+    /// `cargo bench --bench compare`, 10 us kept the round trip under a microsecond. While
+    /// other threads wait for the worker's CPU (on Linux, where the kernel counts that wait),
+    /// the worker parks at once instead.
     pub fn spin(mut self, spin: Duration) -> Builder {
         self.spin = spin;
         self

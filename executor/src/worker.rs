@@ -9,7 +9,8 @@
 //! 1. Run a batch of at most [`TASK_BATCH`] tasks, taking from the local queue first but
 //!    from the injector first every [`INJECTOR_INTERVAL`] picks, so neither starves (W1).
 //! 2. Give one lane a turn (`lane/turn.rs`): a bounded slice of its jobs.
-//! 3. With nothing done in steps 1 and 2, spin for a while, then park (`park.rs`).
+//! 3. With nothing done in steps 1 and 2, spin for a while, then park (`park.rs`). The spin
+//!    is skipped while other threads wait for the worker's CPU (`contention.rs`).
 //! 4. Once its runtime asks it to stop, cancel everything it holds (see [`Local::cancel_all`]).
 //!
 //! Invariants:
@@ -34,6 +35,7 @@ use crossbeam_deque::{Injector, Steal};
 use crossbeam_utils::CachePadded;
 use slab::Slab;
 
+use crate::contention::Contention;
 use crate::lane::core::LaneCore;
 use crate::lane::job::JobEnd;
 use crate::lane::turn::LaneQueue;
@@ -296,6 +298,8 @@ pub(crate) struct Local {
     pub(crate) running_lane: RefCell<Option<Arc<LaneCore>>>,
     /// How the job just polled ended, if it did; set by its hooks.
     pub(crate) job_end: Cell<Option<JobEnd>>,
+    /// Whether other threads wait for this worker's CPU, which makes spinning a loss.
+    contention: RefCell<Contention>,
 }
 
 impl Local {
@@ -316,6 +320,7 @@ impl Local {
             now_stale: Cell::new(false),
             running_lane: RefCell::new(None),
             job_end: Cell::new(None),
+            contention: RefCell::new(Contention::for_current_thread(now)),
         }
     }
 
@@ -423,12 +428,19 @@ impl Local {
 
         let found_work =
             || self.has_local_work() || self.shared.has_remote_work() || self.shared.is_stopped();
-        let spin_until = idle_at.saturating_add(self.runtime.config.spin_ns);
+        // Spinning on a CPU that other threads wait for takes their time (`contention.rs`).
+        let spin_ns = if self.contention.borrow_mut().is_contended(idle_at) {
+            0
+        } else {
+            self.runtime.config.spin_ns
+        };
+        let spin_until = idle_at.saturating_add(spin_ns);
         let mut spins = 0u32;
         while !found_work() {
             spins = spins.wrapping_add(1);
             // A manual clock stands still: park without spinning on it.
-            if spins.is_multiple_of(64) && (clock.is_manual() || clock.now_ns() >= spin_until) {
+            let may_park = spin_ns == 0 || spins.is_multiple_of(64);
+            if may_park && (clock.is_manual() || clock.now_ns() >= spin_until) {
                 // Park protocol steps 1 to 3.
                 self.shared.sleeper.prepare();
                 if found_work() {
