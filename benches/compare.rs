@@ -44,8 +44,9 @@
 //! 1. Same-worker dispatch (`dispatch`): a task on worker 0 submits an empty job to a database
 //!    on worker 0 and awaits it, 300,000 times. `thread_per_db` is `null`: its jobs always
 //!    come from another thread.
-//! 2. Cross-thread round trip (`round-trip`): the bench thread submits an empty job to a
-//!    database on worker 0 and waits for it, 20,000 times; p50 and p99 of each trip.
+//! 2. Cross-thread round trip (`round-trip`): a thread pinned to the last worker's CPU (for
+//!    every system) submits an empty job to a database on worker 0 and waits for it, 20,000
+//!    times; p50 and p99 of each trip.
 //! 3. Throughput (`throughput`): 10, 1,000 and 10,000 databases, spread over the workers; for
 //!    one second, four submitter threads each submit batches of 128 empty jobs, sweeping over
 //!    all the databases, and wait for each batch newest job first (so that a submitter parks

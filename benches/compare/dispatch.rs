@@ -9,7 +9,7 @@ use corelane::executor::{Lane, Runtime};
 use futures_lite::future::block_on;
 
 use crate::measure::{Better, Case, Settings, System, alternate, ns_per, quantile};
-use crate::systems::{DbThread, ExecutorPerCore, SerialDb, TokioPerCore, cpus};
+use crate::systems::{DbThread, ExecutorPerCore, SerialDb, TokioPerCore, cpus, pin};
 
 /// Workers of every worker-per-core system.
 const WORKERS: usize = 2;
@@ -91,6 +91,12 @@ pub fn same_worker(settings: &Settings) -> Vec<Case> {
 
 /// Item 4: a thread outside the system submits an empty job to a database and waits for it
 /// with `futures_lite::future::block_on`, the same waiting for every system.
+///
+/// The submitting thread is pinned to the last worker's CPU, away from worker 0's, for every
+/// system. Left to the kernel, it sometimes shared worker 0's CPU, and each trip then paid
+/// two context switches on that CPU whatever the system did: corelane's median moved between
+/// 0.6 and 31 us from one run to the next. The systems are started before it is pinned,
+/// since threads take their CPUs from the thread that starts them.
 pub fn round_trip(settings: &Settings) -> Vec<Case> {
     let trips: usize = settings.pick(20_000, 300);
     let corelane = corelane_runtime();
@@ -99,24 +105,31 @@ pub fn round_trip(settings: &Settings) -> Vec<Case> {
     let executors = ExecutorPerCore::start(&cpus(WORKERS));
     let db = SerialDb::new(0, ());
     let thread = DbThread::start(None, None, || ()).expect("a database thread");
+    let submitter_cpu = cpus(WORKERS).last().copied();
 
-    let mut latencies = Vec::with_capacity(trips);
-    let [p50, p99] = alternate(settings.rounds, |system| {
-        latencies.clear();
-        for _ in 0..trips {
-            let start = Instant::now();
-            match system {
-                System::Corelane => {
-                    block_on(lane.submit(async {})).expect("a job");
+    let [p50, p99] = std::thread::scope(|scope| {
+        let submitter = scope.spawn(|| {
+            pin(submitter_cpu);
+            let mut latencies = Vec::with_capacity(trips);
+            alternate(settings.rounds, |system| {
+                latencies.clear();
+                for _ in 0..trips {
+                    let start = Instant::now();
+                    match system {
+                        System::Corelane => {
+                            block_on(lane.submit(async {})).expect("a job");
+                        }
+                        System::TokioPerCore => block_on(tokio.submit(&db, |_| ())),
+                        System::AsyncExecutor => block_on(executors.submit(&db, |_| ())),
+                        System::ThreadPerDb => block_on(thread.submit(|_| ())),
+                    }
+                    latencies.push(start.elapsed().as_nanos() as f64 / 1_000.0);
                 }
-                System::TokioPerCore => block_on(tokio.submit(&db, |_| ())),
-                System::AsyncExecutor => block_on(executors.submit(&db, |_| ())),
-                System::ThreadPerDb => block_on(thread.submit(|_| ())),
-            }
-            latencies.push(start.elapsed().as_nanos() as f64 / 1_000.0);
-        }
-        latencies.sort_by(f64::total_cmp);
-        Some([quantile(&latencies, 0.50), quantile(&latencies, 0.99)])
+                latencies.sort_by(f64::total_cmp);
+                Some([quantile(&latencies, 0.50), quantile(&latencies, 0.99)])
+            })
+        });
+        submitter.join().expect("the submitting thread")
     });
     vec![
         Case::new("cross-thread round trip, p50", "us", Better::Lower).values(p50),
