@@ -18,6 +18,9 @@
 //! line is its instruction count, so (its count at 60,000 less at 10,000) / 50,000 is the
 //! cost of one job.
 //!
+//! Atomic read-modify-writes, each tens of cycles however idle the rest of the core, are
+//! counted the same way by `benches/count_atomics.py` (its header gives the commands).
+//!
 //! Cases: `lane` submits an empty job to a lane on worker 0 and awaits it; `never` and
 //! `epoch` call `echo.len` on a database on worker 0 in that fairness mode. With no arguments
 //! (as `cargo bench` runs it) every case runs briefly, which checks that it still runs.
