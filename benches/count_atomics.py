@@ -21,6 +21,7 @@ is counted (the C library's allocator is not), and only x86-64 is understood.
 
 import collections
 import re
+import signal
 import subprocess
 import sys
 
@@ -89,6 +90,8 @@ def executions(profile, binary, addresses):
 
 
 def main():
+    # Piped into `head`, stop quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if len(sys.argv) != 5:
         sys.exit(__doc__)
     binary, fewer, more, jobs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -54,16 +54,24 @@ fn parts<'a>(
     caller: &'a mut Caller<'_, StoreData>,
     import: &'static str,
 ) -> Result<(&'a mut [u8], &'a mut CallState), GuestError> {
-    let memory = caller
-        .data()
-        .memory
-        .ok_or(GuestError::NoMemory { import })?;
-    let (bytes, data) = memory.data_and_store_mut(caller);
+    let (bytes, data) = memory_and_data(caller, import)?;
     let call = data
         .call
         .as_mut()
         .ok_or(GuestError::OutsideCall { import })?;
     Ok((bytes, call))
+}
+
+/// The guest's memory and the store's data, for an import that needs more than the call.
+fn memory_and_data<'a>(
+    caller: &'a mut Caller<'_, StoreData>,
+    import: &'static str,
+) -> Result<(&'a mut [u8], &'a mut StoreData), GuestError> {
+    let memory = caller
+        .data()
+        .memory
+        .ok_or(GuestError::NoMemory { import })?;
+    Ok(memory.data_and_store_mut(caller))
 }
 
 /// Copies as much of `value` as fits in the guest's buffer; returns the full length.
@@ -129,10 +137,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
         "corelane",
         "log",
         |mut caller: Caller<'_, StoreData>, level: i32, text: i32, text_len: i32| {
-            let (memory, call) = parts(&mut caller, "log")?;
+            let (memory, data) = memory_and_data(&mut caller, "log")?;
+            if data.call.is_none() {
+                return Err(GuestError::OutsideCall { import: "log" }.into());
+            }
             let text = range("log", text, text_len, memory.len())?;
             let line = String::from_utf8_lossy(&memory[text]);
-            let database = &*call.database;
+            let database = &*data.database;
             match level {
                 i32::MIN..=0 => tracing::trace!(target: "corelane::guest", database, "{line}"),
                 1 => tracing::debug!(target: "corelane::guest", database, "{line}"),

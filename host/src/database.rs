@@ -92,6 +92,8 @@ impl Default for DatabaseOptions {
 
 /// Settings a call reads, resolved once per database.
 pub(crate) struct Settings {
+    /// The database's name, which each instance's store keeps for the imports' messages.
+    pub(crate) database: Arc<str>,
     pub(crate) fairness: Fairness,
     pub(crate) budget: Duration,
     pub(crate) budget_ticks: u64,
@@ -187,7 +189,7 @@ impl fmt::Debug for Database {
 
 impl Database {
     pub(crate) fn new(
-        name: &str,
+        name: Arc<str>,
         module: Module,
         lane: Lane<Kv>,
         pool: Arc<Pool>,
@@ -197,7 +199,7 @@ impl Database {
     ) -> Database {
         Database {
             inner: Arc::new(DbInner {
-                name: name.into(),
+                name,
                 module,
                 lane,
                 pool,
@@ -288,19 +290,19 @@ impl Database {
                 let Some(index) = wasm.reducer_index(reducer) else {
                     return Call::failed(db.no_such_reducer(reducer));
                 };
-                let wasm = Arc::clone(wasm);
                 // Two kinds of job: a `Never` call never suspends, and its job is a small
-                // future that does not carry Wasmtime's async call futures.
+                // future that does not carry Wasmtime's async call futures. Each reaches the
+                // module through the database, which the job holds anyway.
                 let job = if db.settings.fairness.is_async() {
                     db.lane.submit_with(move |kv| async move {
                         let stopwatch = stopwatch.started();
-                        let result = inner.call_wasm_suspending(&wasm, index, &args, kv).await;
+                        let result = inner.call_wasm_suspending(index, &args, kv).await;
                         finish(result, stopwatch.timing())
                     })
                 } else {
                     db.lane.submit_with(move |kv| async move {
                         let stopwatch = stopwatch.started();
-                        let result = inner.call_wasm_blocking(&wasm, index, &args, kv);
+                        let result = inner.call_wasm_blocking(index, &args, kv);
                         finish(result, stopwatch.timing())
                     })
                 };
@@ -314,7 +316,8 @@ impl Database {
                 let reducer = reducer.to_owned();
                 let job = db.lane.submit_with(move |kv| async move {
                     let stopwatch = stopwatch.started();
-                    let ended = call_native(&native, &reducer, &args, inner.call_state(kv));
+                    let ended =
+                        call_native(&native, &reducer, &args, &inner.name, inner.call_state(kv));
                     let result = inner.finish(ended.result, ended.state);
                     finish(result, stopwatch.timing())
                 });
@@ -441,18 +444,27 @@ impl DbInner {
             tx: Transaction::default(),
             now_us: OnceCell::new(),
             failure: None,
-            database: Arc::clone(&self.name),
+        }
+    }
+
+    /// The database's WebAssembly module; a native module has no Wasm reducers to call.
+    fn wasm(&self) -> Result<&WasmModule, CallError> {
+        match &self.module {
+            Module::Wasm(wasm) => Ok(wasm),
+            Module::Native(_) => Err(CallError::WrongKind {
+                reason: "a native module has no WebAssembly reducers".into(),
+            }),
         }
     }
 
     /// Steps 2 to 4 for a Wasm reducer of a database in fairness `Never`: nothing suspends.
     fn call_wasm_blocking(
         &self,
-        wasm: &WasmModule,
         index: usize,
         args: &[u8],
         kv: LaneGuard<Kv>,
     ) -> Result<Vec<u8>, CallError> {
+        let wasm = self.wasm()?;
         let settings = &self.settings;
         let mut instance = match self.pool.take() {
             Some(Instance::Wasm(instance)) => instance,
@@ -474,11 +486,11 @@ impl DbInner {
     /// Steps 2 to 4 for a Wasm reducer of a database in fairness `Epoch` or `Fuel`.
     async fn call_wasm_suspending(
         &self,
-        wasm: &WasmModule,
         index: usize,
         args: &[u8],
         kv: LaneGuard<Kv>,
     ) -> Result<Vec<u8>, CallError> {
+        let wasm = self.wasm()?;
         let settings = &self.settings;
         let mut instance = match self.pool.take() {
             Some(Instance::Wasm(instance)) => instance,

@@ -181,7 +181,8 @@ impl HostBuilder {
             table_elements: 0,
             hit: None,
         };
-        let mut store = Store::new(&engine, StoreData::new(limits, WasiCtx::default()));
+        let data = StoreData::new(limits, WasiCtx::default(), Arc::from(""));
+        let mut store = Store::new(&engine, data);
         let offered: HashMap<(String, String), ExternType> = linker
             .iter(&mut store)
             .map(|(module, name, item)| ((module.to_owned(), name.to_owned()), item))
@@ -396,7 +397,9 @@ impl Host {
             lane = lane.worker(worker);
         }
         let lane = lane.build(Kv::default())?;
+        let name: Arc<str> = name.into();
         let settings = Settings {
+            database: Arc::clone(&name),
             fairness,
             budget: options.budget,
             budget_ticks: budget_ticks(options.budget, inner.config.quantum),
@@ -417,7 +420,7 @@ impl Host {
             Arc::clone(&inner.census),
         );
         let database = Database::new(
-            name,
+            Arc::clone(&name),
             module.clone(),
             lane,
             pool,
@@ -425,7 +428,7 @@ impl Host {
             Arc::downgrade(&self.inner),
             clock,
         );
-        databases.insert(name.to_owned(), database.clone());
+        databases.insert(name.to_string(), database.clone());
         Ok(database)
     }
 

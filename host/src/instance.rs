@@ -367,7 +367,8 @@ fn new_store(
         table_elements: settings.table_limit,
         hit: None,
     };
-    let mut store = Store::new(module.module.engine(), StoreData::new(limits, wasi));
+    let data = StoreData::new(limits, wasi, Arc::clone(&settings.database));
+    let mut store = Store::new(module.module.engine(), data);
     let setup = configure(&mut store, settings).and_then(|()| arm(&mut store, settings));
     setup.map_err(|error| CallError::Trap {
         code: None,
@@ -473,16 +474,17 @@ fn read_result(
     Ok(memory.data(&*store)[range].to_vec())
 }
 
-/// Calls a native reducer, with the database's state lent in `state`.
+/// Calls a native reducer of database `database`, with its state lent in `state`.
 pub(crate) fn call_native(
     module: &NativeModule,
     reducer: &str,
     args: &[u8],
+    database: &str,
     mut state: CallState,
 ) -> Ended {
     let Some(reducer) = module.get(reducer) else {
         let result = Err(CallError::NoSuchReducer {
-            database: state.database.to_string(),
+            database: database.to_owned(),
             reducer: reducer.to_owned(),
         });
         return Ended {
@@ -493,13 +495,7 @@ pub(crate) fn call_native(
         };
     };
     let result = {
-        let CallState {
-            kv,
-            tx,
-            now_us,
-            database,
-            ..
-        } = &mut state;
+        let CallState { kv, tx, now_us, .. } = &mut state;
         let mut cx = NativeCtx {
             kv,
             tx,

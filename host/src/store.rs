@@ -14,6 +14,8 @@ use crate::wasi::WasiCtx;
 pub struct StoreData {
     /// The call in progress, holding the database's state for the call's whole run.
     pub(crate) call: Option<CallState>,
+    /// The name of the database the instance belongs to.
+    pub(crate) database: Arc<str>,
     pub(crate) wasi: WasiCtx,
     pub(crate) limits: StoreLimits,
     /// The instance's exported memory, once it exists.
@@ -26,9 +28,10 @@ pub struct StoreData {
 }
 
 impl StoreData {
-    pub(crate) fn new(limits: StoreLimits, wasi: WasiCtx) -> StoreData {
+    pub(crate) fn new(limits: StoreLimits, wasi: WasiCtx, database: Arc<str>) -> StoreData {
         StoreData {
             call: None,
+            database,
             wasi,
             limits,
             memory: None,
@@ -51,7 +54,6 @@ pub(crate) struct CallState {
     /// The wall clock for the `now_us` import: read at the call's first use, then fixed.
     pub(crate) now_us: OnceCell<i64>,
     pub(crate) failure: Option<String>,
-    pub(crate) database: Arc<str>,
 }
 
 /// Which limit a call ran into.

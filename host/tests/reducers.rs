@@ -675,6 +675,28 @@ fn a_handle_that_outlives_its_host_gets_no_such_module() {
 }
 
 #[test]
+fn a_native_reducer_knows_its_database_name() {
+    let host = host(1);
+    let module = Module::native(
+        NativeModule::new("introspect")
+            .reducer("whoami", |cx, _| Ok(cx.database().as_bytes().to_vec())),
+    );
+    for name in ["first", "second"] {
+        let db = host
+            .create_database(name, &module, DatabaseOptions::default())
+            .unwrap();
+        assert_eq!(db.call_blocking("whoami", []).unwrap(), name.as_bytes());
+        assert_eq!(
+            db.call_blocking("missing", []).unwrap_err(),
+            CallError::NoSuchReducer {
+                database: name.into(),
+                reducer: "missing".into()
+            }
+        );
+    }
+}
+
+#[test]
 fn native_reducers_are_atomic_too() {
     let host = host(1);
     let module = Module::native(
