@@ -51,10 +51,15 @@ struct RunArgs {
     #[arg(long, value_name = "MODE")]
     fairness: Option<Fairness>,
     /// The epoch quantum in microseconds (100 to 1000000), replacing `quantum_us`.
-    #[arg(long, value_name = "MICROSECONDS")]
+    #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
     quantum: Option<u64>,
     /// How many workers (1 to 1024), replacing `workers` (default: one per allowed CPU).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
     workers: Option<u16>,
     /// Pin workers to their CPUs (the default).
     #[arg(long, conflicts_with = "no_pin")]
@@ -63,7 +68,7 @@ struct RunArgs {
     #[arg(long = "no-pin")]
     no_pin: bool,
     /// The seed of the open-loop arrival times, replacing `seed`.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Show no progress while running.
     #[arg(long, short)]
@@ -82,13 +87,13 @@ struct CallArgs {
     #[arg(long)]
     hex: bool,
     /// Pass ARGS as a little-endian u64 (e.g. --u64 1000 for compute.spin).
-    #[arg(long, value_name = "N", conflicts_with_all = ["args", "hex"])]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, conflicts_with_all = ["args", "hex"])]
     u64: Option<u64>,
     /// The fairness mode of the database (never, epoch or fuel).
     #[arg(long, value_name = "MODE", default_value = "epoch")]
     fairness: Fairness,
     /// The call's budget in milliseconds (at least 1).
-    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = 10_000, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     budget_ms: u64,
 }
 
@@ -100,7 +105,7 @@ struct WasiArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The run's budget in milliseconds (at least 1).
-    #[arg(long, value_name = "MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = 600_000, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     budget_ms: u64,
 }
 
@@ -136,7 +141,8 @@ const INTERRUPTED: u8 = 130;
 
 /// `corelane run`.
 fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
-    // Everything that can be wrong is checked before anything runs.
+    // Everything that can be wrong is checked before anything runs: the flags and the file
+    // here, the modules and reducers by `run::run` before it starts any load.
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::load(path).map_err(|error| error.to_string())?,
         None => Scenario::embedded_default(),
@@ -185,6 +191,9 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
         Some(out) => out,
         None => default_out_dir(&scenario.name),
     };
+    // Made now, so that an unwritable folder fails before the run; removed again if the run
+    // cannot start and leaves it empty.
+    let made_out = !out.exists();
     std::fs::create_dir_all(&out)
         .map_err(|error| format!("--out {}: cannot create it: {error}", out.display()))?;
 
@@ -203,8 +212,13 @@ fn run_scenario(args: RunArgs) -> Result<ExitCode, String> {
     } else {
         Progress::detect()
     };
-    let outcome =
-        run::run(&scenario, &RunOptions { progress, stop }).map_err(|error| error.to_string())?;
+    let outcome = run::run(&scenario, &RunOptions { progress, stop }).map_err(|error| {
+        if made_out {
+            // Only an empty folder goes: `remove_dir` refuses anything else.
+            let _ = std::fs::remove_dir(&out);
+        }
+        error.to_string()
+    })?;
 
     // An array whenever the scenario asks for more than one run, even if Ctrl-C cut it short.
     let several_runs =
@@ -345,26 +359,31 @@ fn call(args: CallArgs) -> Result<ExitCode, String> {
 }
 
 fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: String = text
+    let digits: Vec<char> = text
         .trim_start_matches("0x")
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
+    if let Some(bad) = digits.iter().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("--hex {text:?}: {bad:?} is not a hex digit"));
+    }
     if !digits.len().is_multiple_of(2) {
         return Err(format!("--hex {text:?}: an odd number of hex digits"));
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16)
-                .map_err(|_| format!("--hex {text:?}: {:?} is not a hex byte", &digits[i..i + 2]))
+    Ok(digits
+        .chunks(2)
+        .map(|pair| {
+            // Every digit was checked above.
+            let digit = |c: char| c.to_digit(16).unwrap_or(0) as u8;
+            digit(pair[0]) << 4 | digit(pair[1])
         })
-        .collect()
+        .collect())
 }
 
 /// Result bytes as text when they are printable, else hex; an 8-byte result also as a u64.
 fn describe_bytes(bytes: &[u8]) -> String {
-    let mut out = format!("{} bytes", bytes.len());
+    let unit = if bytes.len() == 1 { "byte" } else { "bytes" };
+    let mut out = format!("{} {unit}", bytes.len());
     if bytes.is_empty() {
         return out;
     }

@@ -233,6 +233,24 @@ fn bad_scenario_files_fail_with_messages_naming_file_and_key() {
         "{missing_module}"
     );
 
+    // A run that cannot start leaves no output folder behind.
+    let dir = scratch("no-empty-out");
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "duration_s = 1\n[[group]]\nname = \"a\"\nmodule = \"counter\"\nreducer = \"nope\"\nload = { in_flight = 1 }\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let output = corelane()
+        .args(["run", "--quiet", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(!out.exists(), "{} was left behind", out.display());
+
     let unknown_reducer = run_bad(
         "unknown-reducer",
         "duration_s = 1\n[[group]]\nname = \"a\"\nmodule = \"counter\"\nreducer = \"nope\"\nload = { in_flight = 1 }\n",
@@ -429,6 +447,47 @@ fn bad_flags_and_unrunnable_modules_are_explained_not_panicked() {
         String::from_utf8_lossy(&output.stderr).contains("increment"),
         "the reducers are listed: {}",
         text(&output)
+    );
+
+    // Negative numbers reach the flag's own check, which names the flag.
+    for args in [
+        vec!["run", "--seed", "-1"],
+        vec!["run", "--quantum", "-5"],
+        vec!["run", "--workers", "-1"],
+        vec!["call", "counter", "increment", "--budget-ms", "-5"],
+        vec!["call", "counter", "increment", "--u64", "-1"],
+    ] {
+        let output = corelane().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        assert!(
+            stderr.contains(&format!(
+                "invalid value '{}' for '{}",
+                args[args.len() - 1],
+                args[args.len() - 2]
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // Hex arguments with a character that is not a hex digit, even one of several bytes.
+    let output = corelane()
+        .args(["call", "echo", "echo", "aé0", "--hex"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(stderr.contains("'é' is not a hex digit"), "{stderr}");
+
+    // Text that is neither binary WebAssembly nor WAT: the parse error names the file.
+    let text_file = scratch("not-wat").join("prose.wasm");
+    std::fs::write(&text_file, "not wasm at all").unwrap();
+    let output = corelane().arg("inspect").arg(&text_file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("not valid WAT text") && stderr.contains("prose.wasm:1:1"),
+        "{stderr}"
     );
 
     let garbage = scratch("garbage").join("garbage.wasm");

@@ -197,7 +197,12 @@ fn decode(host: &HostInner, name: &str, bytes: &[u8]) -> Result<wasmtime::Module
             "neither binary WebAssembly (no `\\0asm` header) nor WAT text (not UTF-8)".into(),
         ));
     } else {
-        wat::parse_bytes(bytes).map_err(|error| invalid(error.to_string()))?
+        wat::parse_bytes(bytes).map_err(|mut error| {
+            error.set_path(name);
+            invalid(format!(
+                "not binary WebAssembly (no `\\0asm` header), and not valid WAT text: {error}"
+            ))
+        })?
     };
     if binary.len() > limit {
         return Err(too_large(binary.len()));

@@ -242,17 +242,21 @@ impl<'a> Fields<'a> {
         } else {
             seconds > 0.0
         };
-        if !(in_range && seconds.is_finite()) {
-            let bound = if zero_allowed { "0 or more" } else { "above 0" };
+        if !(in_range && seconds <= MAX_SECONDS) {
+            let range = if zero_allowed {
+                format!("from 0 to {MAX_SECONDS}")
+            } else {
+                format!("above 0 and at most {MAX_SECONDS}")
+            };
             return Err(self.error(
                 key,
-                format!("must be a finite number of seconds {bound}, found {seconds}"),
+                format!("must be a number of seconds {range}, found {seconds}"),
             ));
         }
-        match Duration::try_from_secs_f64(seconds) {
-            Ok(duration) => Ok(Some(duration)),
-            Err(_) => Err(self.error(key, format!("{seconds} seconds is too long"))),
-        }
+        // In range, so representable: the fallback is never taken.
+        Ok(Some(
+            Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO),
+        ))
     }
 
     /// A path to an existing file (or directory, if `directory`), resolved from the scenario's
@@ -328,6 +332,10 @@ const MAX_TENANTS: usize = 100_000;
 
 /// The most calls one closed-loop tenant may keep in flight.
 const MAX_IN_FLIGHT: usize = 10_000;
+/// The most seconds any time in a scenario may be: a day, as for `--duration`.
+const MAX_SECONDS: f64 = 86_400.0;
+/// The highest open-loop rate of one tenant, in calls a second.
+const MAX_RATE_PER_S: f64 = 1_000_000.0;
 
 /// The top-level settings, with defaults for those not given.
 fn settings(top: &Fields<'_>) -> Result<Settings, ScenarioError> {
@@ -533,8 +541,10 @@ fn load(group: &Fields<'_>) -> Result<Load, ScenarioError> {
         fields.count("in_flight", MAX_IN_FLIGHT)?,
     ) {
         (Some(rate_per_s), None) => {
-            if !(rate_per_s > 0.0 && rate_per_s.is_finite()) {
-                let message = format!("must be a finite rate above 0, found {rate_per_s}");
+            if !(rate_per_s > 0.0 && rate_per_s <= MAX_RATE_PER_S) {
+                let message = format!(
+                    "must be a rate above 0 and at most {MAX_RATE_PER_S}, found {rate_per_s}"
+                );
                 return Err(fields.error("rate_per_s", message));
             }
             Ok(Load::Open { rate_per_s })

@@ -196,11 +196,12 @@ const SETTING_ERRORS: &[(&str, &str, &str)] = &[
     (r#"fairness = ["never", "fst"]"#, "fairness[1]", "never, epoch or fuel"),
     ("fairness = []", "fairness", "at least one mode"),
     ("quantum_us = 99", "quantum_us", "at least 100, found 99"),
-    ("duration_s = 0", "duration_s", "above 0, found 0"),
-    ("duration_s = -1.5", "duration_s", "above 0, found -1.5"),
-    ("duration_s = inf", "duration_s", "finite"),
-    ("duration_s = 1e300", "duration_s", "too long"),
-    ("warmup_s = -0.5", "warmup_s", "0 or more, found -0.5"),
+    ("duration_s = 0", "duration_s", "at most 86400, found 0"),
+    ("duration_s = -1.5", "duration_s", "at most 86400, found -1.5"),
+    ("duration_s = inf", "duration_s", "at most 86400, found inf"),
+    ("duration_s = 1e300", "duration_s", "at most 86400"),
+    ("duration_s = 100000", "duration_s", "at most 86400"),
+    ("warmup_s = -0.5", "warmup_s", "from 0 to 86400, found -0.5"),
     ("seed = -1", "seed", "at least 0"),
 ];
 
@@ -233,10 +234,11 @@ const REPLACED_ERRORS: &[(&str, &str, &str, &str)] = &[
     ("{ rate_per_s = 1.0 }", "{}", "group[0].load", "is empty"),
     ("1.0 }", "1.0, in_flight = 1 }", "group[0].load", "not both"),
     ("rate_per_s = 1.0", "rps = 1.0", "group[0].load.rps", "keys of a load are: rate_per_s"),
-    ("rate_per_s = 1.0", "rate_per_s = 0.0", "group[0].load.rate_per_s", "above 0, found 0"),
-    ("rate_per_s = 1.0", "rate_per_s = -5", "group[0].load.rate_per_s", "above 0, found -5"),
-    ("rate_per_s = 1.0", "rate_per_s = nan", "group[0].load.rate_per_s", "finite"),
-    ("rate_per_s = 1.0", "rate_per_s = inf", "group[0].load.rate_per_s", "finite"),
+    ("rate_per_s = 1.0", "rate_per_s = 0.0", "group[0].load.rate_per_s", "at most 1000000, found 0"),
+    ("rate_per_s = 1.0", "rate_per_s = -5", "group[0].load.rate_per_s", "at most 1000000, found -5"),
+    ("rate_per_s = 1.0", "rate_per_s = 1e12", "group[0].load.rate_per_s", "at most 1000000, found 1000000000000"),
+    ("rate_per_s = 1.0", "rate_per_s = nan", "group[0].load.rate_per_s", "at most 1000000, found NaN"),
+    ("rate_per_s = 1.0", "rate_per_s = inf", "group[0].load.rate_per_s", "at most 1000000, found inf"),
     ("rate_per_s = 1.0", "in_flight = 0", "group[0].load.in_flight", "at least 1, found 0"),
 ];
 
