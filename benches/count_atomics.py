@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Counts the atomic read-modify-writes one operation of `benches/instructions.rs` executes.
+r"""Counts the atomic read-modify-writes one operation of `benches/instructions.rs` executes.
 
 On x86-64 an uncontended locked instruction (`lock cmpxchg`, `lock xadd`, a SeqCst fence)
 costs tens of cycles whatever else the core does, so their count says more about an

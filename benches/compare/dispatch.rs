@@ -95,8 +95,9 @@ pub fn same_worker(settings: &Settings) -> Vec<Case> {
 /// The submitting thread is pinned to the last worker's CPU, away from worker 0's, for every
 /// system. Left to the kernel, it sometimes shared worker 0's CPU, and each trip then paid
 /// two context switches on that CPU whatever the system did: corelane's median moved between
-/// 0.6 and 31 us from one run to the next. The systems are started before it is pinned,
-/// since threads take their CPUs from the thread that starts them.
+/// 0.6 and 31 us from one run to the next. The systems are started on the calling thread,
+/// not on the pinned one: threads take their CPUs from the thread that starts them, and
+/// corelane keeps the CPUs of the first thread that asks as the ones it may use.
 pub fn round_trip(settings: &Settings) -> Vec<Case> {
     let trips: usize = settings.pick(20_000, 300);
     let corelane = corelane_runtime();

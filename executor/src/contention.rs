@@ -6,8 +6,9 @@
 //! When more threads want to run than there are CPUs (the submitters of a busy host, say),
 //! the spin takes the CPU from one of them, which is often the very thread whose work the
 //! worker waits for. Four pipelined submitters beside two workers on two cores did about a
-//! sixth more jobs per second over ten databases with workers that parked at once, and as
-//! many over a thousand (`docs/performance.md`).
+//! sixth more jobs per second over ten databases with workers that parked at once, as many
+//! over a thousand, and a few percent fewer over ten thousand, within the noise of the runs
+//! (`docs/performance.md`).
 //!
 //! Linux counts, for each thread, the time it spent runnable but waiting for a CPU (the
 //! second field of `/proc/thread-self/schedstat`, in nanoseconds). A worker reads its own

@@ -14,8 +14,9 @@
 //! 1. **Submit.** The submitter counts the submission in the state word. If the lane was
 //!    closed before that count (S1), the job is refused with [`JobError::Closed`] and never
 //!    queued. Otherwise it becomes one async-task allocation and goes to the back of the
-//!    lane's queue (a ring buffer under a lock held for one push or pop, which the worker
-//!    never waits for: `lane/core.rs`), and the submitter activates the lane.
+//!    lane's queue (a lock held for one push or pop over a slot for the oldest job and a ring
+//!    buffer for the rest; the worker never waits for it: `lane/core.rs`), and the submitter
+//!    activates the lane.
 //! 2. **Activate.** Setting `SCHEDULED` on an idle lane makes the caller its only scheduler
 //!    (S2): it puts the lane in its home worker's run queue, directly if it runs on that
 //!    worker, else through the worker's lane injector and a wake-up (`park.rs`).
