@@ -325,6 +325,9 @@ fn call(args: CallArgs) -> Result<ExitCode, String> {
         (_, Some(n)) => n.to_le_bytes().to_vec(),
         (Some(text), None) if args.hex => parse_hex(text)?,
         (Some(text), None) => text.as_bytes().to_vec(),
+        (None, None) if args.hex => {
+            return Err("--hex reads ARGS as hexadecimal, but no ARGS were given".into());
+        }
         (None, None) => Vec::new(),
     };
     let host = small_host(args.fairness)?;

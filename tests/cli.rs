@@ -478,6 +478,16 @@ fn bad_flags_and_unrunnable_modules_are_explained_not_panicked() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(stderr.contains("'é' is not a hex digit"), "{stderr}");
+    let output = corelane()
+        .args(["call", "echo", "echo", "--hex"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no ARGS were given"),
+        "{}",
+        text(&output)
+    );
 
     // Text that is neither binary WebAssembly nor WAT: the parse error names the file.
     let text_file = scratch("not-wat").join("prose.wasm");
