@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{Gate, PATIENCE, Parked, quietly, thread_blocker, wait_until};
 use corelane_executor::{
-    BlockOnError, BuildError, Handle, JoinError, Placement, Runtime, SpawnError, block_on,
-    placement::allowed_cpus, yield_now,
+    BlockOnError, BuildError, Handle, JoinError, MAX_DROP_TIMEOUT, Placement, Runtime, SpawnError,
+    block_on, placement::allowed_cpus, yield_now,
 };
 use parking_lot::Mutex;
 
@@ -650,6 +650,34 @@ fn dropping_the_runtime_with_work_in_flight_does_not_hang() {
     for handle in handles {
         assert!(block_on(handle).unwrap().unwrap_err().is_cancelled());
     }
+}
+
+/// Slow (a minute): `.ci/run` runs it with `--ignored`.
+#[test]
+#[ignore = "waits out MAX_DROP_TIMEOUT, a minute"]
+fn a_drop_gives_up_after_max_drop_timeout_even_when_told_to_wait_for_ever() {
+    let runtime = Runtime::builder()
+        .workers(1)
+        .shutdown_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let (parked, _slot, _polls, drops) = Parked::new();
+    let handle = runtime.spawn(parked);
+    let (dropped, drop_returned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(runtime);
+        let _ = dropped.send(());
+    });
+    // Without the cap the drop would wait for ever and this would fail after the wait.
+    drop_returned
+        .recv_timeout(MAX_DROP_TIMEOUT + 2 * PATIENCE)
+        .expect("the drop returns once MAX_DROP_TIMEOUT has passed");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the waiting task was dropped"
+    );
+    assert!(block_on(handle).unwrap().unwrap_err().is_cancelled());
 }
 
 #[test]
