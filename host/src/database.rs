@@ -34,7 +34,7 @@ use corelane_executor::{
 use crate::error::CallError;
 use crate::fairness::Fairness;
 use crate::host::HostInner;
-use crate::instance::{Ended, Instance, WasmInstance, call_native};
+use crate::instance::{self, Ended, Instance, WasmInstance, call_native};
 use crate::kv::{Kv, Transaction};
 use crate::module::{Module, ModuleKind, WasmModule};
 use crate::pool::Pool;
@@ -123,7 +123,8 @@ struct DbInner {
     host: Weak<HostInner>,
     /// The runtime's clock (cheap to read), for the timing of timed calls.
     clock: Clock,
-    /// Fuel used by the calls that have ended (`DatabaseStats::fuel_used`).
+    /// Fuel used by the database's guest code: start functions, calls and commands that have
+    /// ended (`DatabaseStats::fuel_used`).
     fuel_used: AtomicU64,
 }
 
@@ -172,8 +173,9 @@ pub struct DatabaseStats {
     pub instances_live: usize,
     /// Idle instances in the pool.
     pub instances_idle: usize,
-    /// In `Fuel` mode, the fuel its reducer calls have used, ever: calls that trapped, ran
-    /// out of fuel or failed are charged what they used too.
+    /// In `Fuel` mode, the fuel its guest code has used, ever: its reducer calls, the start
+    /// functions of its instances and its WASI command runs. What trapped, ran out of fuel or
+    /// failed is charged what it used too.
     pub fuel_used: u64,
 }
 
@@ -476,6 +478,7 @@ impl DbInner {
                     settings,
                     wasi,
                     Some(lease),
+                    &self.fuel_used,
                 )?)
             }
         };
@@ -499,7 +502,13 @@ impl DbInner {
                 let wasi = WasiCtx::new(&wasm.name);
                 // Boxed: instantiation is rare, and its future (about 1.2 KB) would otherwise
                 // make every call's job that much larger to build and to move.
-                let new = WasmInstance::new_suspending(wasm, settings, wasi, Some(lease));
+                let new = WasmInstance::new_suspending(
+                    wasm,
+                    settings,
+                    wasi,
+                    Some(lease),
+                    &self.fuel_used,
+                );
                 Box::new(Box::pin(new).await?)
             }
         };
@@ -512,10 +521,7 @@ impl DbInner {
     /// Step 4: a healthy instance goes back to the pool, and the writes of a call that
     /// succeeded commit.
     fn end_call(&self, instance: Box<WasmInstance>, ended: Ended) -> Result<Vec<u8>, CallError> {
-        if ended.fuel_used > 0 {
-            // Relaxed: a counter for stats.
-            self.fuel_used.fetch_add(ended.fuel_used, Ordering::Relaxed);
-        }
+        instance::charge(&self.fuel_used, ended.fuel_used);
         if ended.healthy && !self.exited.load(Ordering::Acquire) {
             self.pool.give_back(Instance::Wasm(instance));
         }
@@ -548,12 +554,18 @@ impl DbInner {
                 })?;
         }
         let mut instance = if self.settings.fairness.is_async() {
-            let new = WasmInstance::new_suspending(wasm, &self.settings, wasi, Some(lease));
+            let new = WasmInstance::new_suspending(
+                wasm,
+                &self.settings,
+                wasi,
+                Some(lease),
+                &self.fuel_used,
+            );
             Box::pin(new).await?
         } else {
-            WasmInstance::new_blocking(wasm, &self.settings, wasi, Some(lease))?
+            WasmInstance::new_blocking(wasm, &self.settings, wasi, Some(lease), &self.fuel_used)?
         };
-        let (status, stdout, stderr) = instance.run_command(&self.settings).await;
+        let (status, stdout, stderr) = instance.run_command(&self.settings, &self.fuel_used).await;
         let (status, error) = match status {
             Ok(status) => (status, None),
             Err(error) => (-1, Some(error)),

@@ -7,6 +7,7 @@
 //! apart, to commit or to drop.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::{Store, Trap, TypedFunc, UpdateDeadline};
@@ -171,16 +172,18 @@ fn classify(error: wasmtime::Error, data: &StoreData, settings: &Settings) -> Ca
 
 impl WasmInstance {
     /// Instantiates `module` in a new store set up for `settings` (fairness `Never`), running
-    /// its start function under the call budget.
+    /// its start function under the call budget. In `Fuel` mode the fuel the start function
+    /// used, whether or not it returned, is added to `fuel_used`.
     pub(crate) fn new_blocking(
         module: &WasmModule,
         settings: &Settings,
         wasi: WasiCtx,
         lease: Option<Lease>,
+        fuel_used: &AtomicU64,
     ) -> Result<WasmInstance, CallError> {
         let mut store = new_store(module, settings, wasi)?;
         let instantiated = module.pre.instantiate(&mut store);
-        WasmInstance::resolve(module, store, instantiated, settings, lease)
+        WasmInstance::resolve(module, store, instantiated, settings, lease, fuel_used)
     }
 
     /// [`WasmInstance::new_blocking`] for the modes that suspend (`Epoch`, `Fuel`): the start
@@ -190,10 +193,11 @@ impl WasmInstance {
         settings: &Settings,
         wasi: WasiCtx,
         lease: Option<Lease>,
+        fuel_used: &AtomicU64,
     ) -> Result<WasmInstance, CallError> {
         let mut store = new_store(module, settings, wasi)?;
         let instantiated = module.pre.instantiate_async(&mut store).await;
-        WasmInstance::resolve(module, store, instantiated, settings, lease)
+        WasmInstance::resolve(module, store, instantiated, settings, lease, fuel_used)
     }
 
     /// Resolves the exports of a new instance, once.
@@ -203,7 +207,9 @@ impl WasmInstance {
         instantiated: wasmtime::Result<wasmtime::Instance>,
         settings: &Settings,
         lease: Option<Lease>,
+        fuel_used: &AtomicU64,
     ) -> Result<WasmInstance, CallError> {
+        charge(fuel_used, fuel_spent(&store, settings));
         let instance = instantiated.map_err(|error| classify(error, store.data(), settings))?;
         store.data_mut().memory = instance.get_memory(&mut store, "memory");
         let alloc = instance
@@ -260,13 +266,7 @@ impl WasmInstance {
     /// Takes the state back after a call; the instance is healthy unless the call broke.
     fn ended(&mut self, result: Result<Vec<u8>, CallError>, settings: &Settings) -> Ended {
         let state = self.store.data_mut().call.take();
-        // `arm` filled the tank for this call; what is gone was used, a trap or not.
-        let fuel_used = if settings.fairness == Fairness::Fuel {
-            let left = self.store.get_fuel().unwrap_or(settings.fuel_limit);
-            settings.fuel_limit.saturating_sub(left)
-        } else {
-            0
-        };
+        let fuel_used = fuel_spent(&self.store, settings);
         let healthy = match &result {
             Ok(_) | Err(CallError::Failed { .. }) => true,
             Err(_) => false,
@@ -322,10 +322,11 @@ impl WasmInstance {
     }
 
     /// Runs a WASI command's `_start` to its end, once: its exit status (or why it did not
-    /// reach one), and what it wrote either way.
+    /// reach one), and what it wrote either way. The fuel it used is added to `fuel_used`.
     pub(crate) async fn run_command(
         &mut self,
         settings: &Settings,
+        fuel_used: &AtomicU64,
     ) -> (Result<i32, CallError>, Vec<u8>, Vec<u8>) {
         let Some(start) = &self.start else {
             let wrong = CallError::WrongKind {
@@ -351,8 +352,26 @@ impl WasmInstance {
                 }
             }
         };
+        charge(fuel_used, fuel_spent(store, settings));
         let (stdout, stderr) = store.data_mut().wasi.take_output();
         (status, stdout, stderr)
+    }
+}
+
+/// In `Fuel` mode, the fuel used since `arm` filled the tank, however the run ended; else 0.
+fn fuel_spent(store: &Store<StoreData>, settings: &Settings) -> u64 {
+    if settings.fairness != Fairness::Fuel {
+        return 0;
+    }
+    let left = store.get_fuel().unwrap_or(settings.fuel_limit);
+    settings.fuel_limit.saturating_sub(left)
+}
+
+/// Adds `spent` to a database's count of fuel used.
+pub(crate) fn charge(fuel_used: &AtomicU64, spent: u64) {
+    if spent > 0 {
+        // Relaxed: a counter for stats.
+        fuel_used.fetch_add(spent, Ordering::Relaxed);
     }
 }
 

@@ -395,6 +395,74 @@ fn fuel_used_before_a_trap_is_charged() {
     assert!(db.stats().fuel_used >= charged + 1_000_000);
 }
 
+#[cfg(feature = "fairness-fuel")]
+#[test]
+fn start_functions_and_commands_are_charged_their_fuel() {
+    let host = Host::builder()
+        .runtime(Runtime::builder().workers(1))
+        .fuel(true)
+        .build()
+        .unwrap();
+    let options = || DatabaseOptions {
+        fairness: Some(Fairness::Fuel),
+        fuel_limit: 10_000_000,
+        ..DatabaseOptions::default()
+    };
+    // A loop of a million turns, run by the start function of each instance, by `_start`,
+    // or for ever.
+    let burn = |entry: &str| {
+        format!(
+            r#"(module
+            (memory (export "memory") 1)
+            (func $burn
+                (local $left i32)
+                (local.set $left (i32.const 1000000))
+                (loop $again
+                    (local.set $left (i32.sub (local.get $left) (i32.const 1)))
+                    (br_if $again (local.get $left))))
+            (func $forever (loop $again (br $again)))
+            (func (export "nothing") (param i32 i32) (result i64) (i64.const 0))
+            {entry})"#
+        )
+    };
+
+    let module = host
+        .compile("start_burns", burn("(start $burn)").as_bytes())
+        .unwrap();
+    let db = host
+        .create_database("start_burns", &module, options())
+        .unwrap();
+    db.call_blocking("nothing", []).unwrap();
+    let first = db.stats().fuel_used;
+    assert!(first >= 1_000_000, "the start function is charged: {first}");
+    // The instance is kept: the second call runs no start function.
+    db.call_blocking("nothing", []).unwrap();
+    let second = db.stats().fuel_used - first;
+    assert!(second < 1_000, "a call alone costs little: {second}");
+
+    let module = host
+        .compile("start_forever", burn("(start $forever)").as_bytes())
+        .unwrap();
+    let db = host
+        .create_database("start_forever", &module, options())
+        .unwrap();
+    let error = db.call_blocking("nothing", []).unwrap_err();
+    assert_eq!(error, CallError::OutOfFuel { limit: 10_000_000 });
+    assert!(db.stats().fuel_used >= 10_000_000, "{:?}", db.stats());
+
+    let module = host
+        .compile(
+            "command",
+            burn(r#"(export "_start" (func $burn))"#).as_bytes(),
+        )
+        .unwrap();
+    let db = host.create_database("command", &module, options()).unwrap();
+    let output = block_on(db.run()).unwrap().unwrap();
+    assert_eq!(output.status, 0);
+    let used = db.stats().fuel_used;
+    assert!(used >= 1_000_000, "the command is charged: {used}");
+}
+
 #[test]
 fn hostile_modules_get_their_typed_errors() {
     let host = host(1);
