@@ -16,6 +16,15 @@ fn host(workers: usize) -> Host {
         .expect("host builds")
 }
 
+/// A one-worker host whose engine meters fuel.
+fn fuel_host() -> Host {
+    Host::builder()
+        .runtime(Runtime::builder().workers(1))
+        .fuel(true)
+        .build()
+        .expect("host builds")
+}
+
 fn sample(host: &Host, name: &str) -> Module {
     let bytes = corelane_modules::wasm(name).expect("sample exists");
     host.compile(name, &bytes).expect("sample compiles")
@@ -66,11 +75,7 @@ fn many_threads_counting_on_one_database_get_an_exact_count() {
 
 #[test]
 fn every_fairness_mode_runs_reducers() {
-    let host = Host::builder()
-        .runtime(Runtime::builder().workers(1))
-        .fuel(true)
-        .build()
-        .unwrap();
+    let host = fuel_host();
     let module = sample(&host, "counter");
     for fairness in Fairness::ALL {
         if fairness.compiled_in().is_err() {
@@ -340,11 +345,7 @@ fn an_endless_start_function_times_out() {
 #[cfg(feature = "fairness-fuel")]
 #[test]
 fn fuel_mode_yields_and_runs_out() {
-    let host = Host::builder()
-        .runtime(Runtime::builder().workers(1))
-        .fuel(true)
-        .build()
-        .unwrap();
+    let host = fuel_host();
     let options = DatabaseOptions {
         fairness: Some(Fairness::Fuel),
         fuel_limit: 50_000_000,
@@ -365,11 +366,7 @@ fn fuel_mode_yields_and_runs_out() {
 #[cfg(feature = "fairness-fuel")]
 #[test]
 fn fuel_used_before_a_trap_is_charged() {
-    let host = Host::builder()
-        .runtime(Runtime::builder().workers(1))
-        .fuel(true)
-        .build()
-        .unwrap();
+    let host = fuel_host();
     // A million turns of a loop, then a trap.
     let wat = r#"(module
         (memory (export "memory") 1)
@@ -398,11 +395,7 @@ fn fuel_used_before_a_trap_is_charged() {
 #[cfg(feature = "fairness-fuel")]
 #[test]
 fn start_functions_and_commands_are_charged_their_fuel() {
-    let host = Host::builder()
-        .runtime(Runtime::builder().workers(1))
-        .fuel(true)
-        .build()
-        .unwrap();
+    let host = fuel_host();
     let options = || DatabaseOptions {
         fairness: Some(Fairness::Fuel),
         fuel_limit: 10_000_000,
